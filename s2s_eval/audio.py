@@ -1,0 +1,87 @@
+"""PCM16 audio helpers shared by the TTS cache, the runner and the reference server.
+
+The Realtime API speaks 24 kHz, mono, little-endian signed 16-bit PCM, base64-encoded inside JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 24_000
+BYTES_PER_SECOND = SAMPLE_RATE * 2
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] (or int16) to little-endian PCM16 bytes."""
+    # Scale by 32768, the inverse of soundfile's int16 -> float convention, so a round trip is lossless.
+    if samples.dtype != np.int16:
+        samples = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    return samples.astype("<i2").tobytes()
+
+
+def from_pcm16(pcm: bytes) -> np.ndarray:
+    """PCM16 bytes to float32 samples in [-1, 1]."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """High-quality resampling (soxr); returns float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if rate_in == rate_out:
+        return samples
+    return soxr.resample(samples, rate_in, rate_out).astype(np.float32)
+
+
+def decode_to_pcm16(data: bytes) -> bytes:
+    """Any soundfile-readable file (WAV, FLAC, ...) to mono 24 kHz PCM16 bytes."""
+    info = sf.info(io.BytesIO(data))
+    if info.samplerate == SAMPLE_RATE and info.channels == 1:
+        samples, _ = sf.read(io.BytesIO(data), dtype="int16")
+        return to_pcm16(samples)
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return to_pcm16(resample(samples.mean(axis=1), rate))
+
+
+def read_wav(path: Path) -> bytes:
+    """Read an audio file as mono 24 kHz PCM16 bytes."""
+    return decode_to_pcm16(Path(path).read_bytes())
+
+
+def write_wav(path: Path, pcm: bytes) -> None:
+    """Write 24 kHz mono PCM16 bytes as a WAV file, atomically (write then rename).
+
+    The temporary name is unique, so several processes may write the same path at once.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    sf.write(tmp, np.frombuffer(pcm, dtype="<i2"), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    tmp.replace(path)
+
+
+def duration_s(pcm: bytes) -> float:
+    """Duration of 24 kHz PCM16 bytes in seconds."""
+    return len(pcm) / BYTES_PER_SECOND
+
+
+def chunks(pcm: bytes, chunk_ms: int) -> list[bytes]:
+    """Split PCM16 into chunks of `chunk_ms` (the last may be shorter)."""
+    size = BYTES_PER_SECOND * chunk_ms // 1000
+    size -= size % 2
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def b64(pcm: bytes) -> str:
+    return base64.b64encode(pcm).decode("ascii")
+
+
+def b64decode(data: str) -> bytes:
+    return base64.b64decode(data)

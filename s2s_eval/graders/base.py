@@ -1,0 +1,24 @@
+"""The record every grader returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A verdict on one answer.
+
+    `correct` is None only when the answer could not be graded at all (e.g. no judge available); an answer that is
+    missing, hedged or unparseable is `correct=False` with that `reason`. `extracted` is the normalised answer the
+    grader read from the response (e.g. "valid", "yes", "7"), or None.
+    """
+
+    correct: bool | None
+    score: float | None
+    reason: str
+    extracted: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
