@@ -1,0 +1,30 @@
+"""Eval specs (`evals/<name>.yaml`): which dataset, how it is spoken, what the model is told, how it is graded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from s2s_eval import registry
+from s2s_eval.datasets.tts import TTSSettings
+
+
+class EvalSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    description: str = ""
+    adapter: str
+    grader: str
+    categories: list[str] = []
+    source: dict[str, str] = {}
+    instructions: str = ""
+    tts: TTSSettings = TTSSettings()
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_eval(name: str) -> EvalSpec:
+    """Load `evals/<name>.yaml`."""
+    return registry.load("evals", name, EvalSpec, "eval")

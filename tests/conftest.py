@@ -1,0 +1,38 @@
+"""Shared fixtures: offline Hugging Face, an isolated audio cache, the shared data, reference servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("S2S_DATA_DIR") or ROOT.parent / "shared" / "datasets")
+# Timing bounds in tests are correctness checks (e.g. "synthesis overlaps the delay"), not performance targets;
+# they scale with this factor on slow machines.
+TIMING_SCALE = float(os.environ.get("S2S_TIMING_SCALE", "1"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tests synthesise into their own cache (inherited by server subprocesses), never the user's."""
+    cache = tmp_path_factory.mktemp("s2s-cache")
+    os.environ["S2S_CACHE_DIR"] = str(cache)
+    os.environ["S2S_HOME"] = str(ROOT)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (SHARED_DATA / "big_bench_hard").is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATA} (set S2S_DATA_DIR)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
