@@ -1,0 +1,37 @@
+"""Start the reference server as a real `s2s-eval serve` process on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def serve_process(*args: str, log: Path | None = None) -> Iterator[str]:
+    """Run `s2s-eval serve --port 0 ARGS...`; yield its ws:// URL; stop it afterwards."""
+    command = [sys.executable, "-m", "s2s_eval", "serve", "--port", "0", "--ready-json", *args]
+    stderr = log.open("ab") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"serve did not start (exit {process.wait(10)})")
+        yield json.loads(line)["url"]
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log:
+            stderr.close()  # type: ignore[union-attr]
+
+
+def write_script(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
