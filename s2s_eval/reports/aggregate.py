@@ -1,0 +1,182 @@
+"""Gather run directories into what a report shows: runs, per-(model, eval) summaries, category accuracy, samples.
+
+Every metric comes from `graders.summary.summarise` over the journal records, never from `summary.json`: a crashed
+run has none, and one definition of accuracy and latency percentiles keeps reports and summaries in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from s2s_eval.errors import UserError
+from s2s_eval.graders.summary import summarise
+from s2s_eval.runners.journal import read_records, read_spec
+
+OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory as read for a report; `label` is `name`, made unique within the report if need be."""
+
+    run_dir: Path
+    run_id: str
+    name: str
+    label: str
+    spec: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def eval_name(self) -> str:
+        return str((self.spec.get("eval") or {}).get("name") or _first(self.records, "eval") or "unknown")
+
+
+@dataclass(frozen=True)
+class Group:
+    """The records of one model on one eval, with their summary (from `summarise`)."""
+
+    label: str
+    eval: str
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One line of the per-sample table, all text still untrusted (the template escapes it)."""
+
+    label: str
+    sample_id: str
+    eval: str
+    category: str
+    status: str
+    verdict: str
+    reason: str
+    extracted: str
+    target: str
+    ttfa_ms: float | None
+    response_text: str
+
+
+def _first(records: list[dict[str, Any]], key: str) -> Any:
+    return next((r[key] for r in records if r.get(key)), None)
+
+
+def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
+    """Read each run's spec and journal, and give every run a model label unique within the report."""
+    if not run_dirs:
+        raise UserError("no run directories given: pass one or more runs/<run_id> directories")
+    loaded = []
+    for run_dir in map(Path, run_dirs):
+        spec = read_spec(run_dir)
+        loaded.append((run_dir, spec, list(read_records(run_dir))))
+    names = [str((spec.get("model") or {}).get("name") or _first(records, "model") or run_dir.name)
+             for run_dir, spec, records in loaded]
+    run_ids = [str(spec.get("run_id") or run_dir.name) for run_dir, spec, _ in loaded]
+    labels = model_labels(names, run_ids)
+    return [Run(run_dir, run_id, name, label, spec, records)
+            for (run_dir, spec, records), run_id, name, label in zip(loaded, run_ids, names, labels, strict=True)]
+
+
+def model_labels(names: Sequence[str], run_ids: Sequence[str]) -> list[str]:
+    """The model name of each run, with the run id added where several runs share a name (nightly runs)."""
+    counts = Counter(names)
+    labels = [f"{name} ({run_id})" if counts[name] > 1 else name for name, run_id in zip(names, run_ids, strict=True)]
+    # Two run directories may even share a run id (copies in different folders): number them, still unique.
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in labels:
+        seen[label] += 1
+        unique.append(label if labels.count(label) == 1 else f"{label} #{seen[label]}")
+    return unique
+
+
+def groups(runs: Sequence[Run]) -> list[Group]:
+    """One summary per (model, eval), in run order; a run's records normally all share one eval."""
+    out = []
+    for run in runs:
+        by_eval: dict[str, list[dict[str, Any]]] = {}
+        for record in run.records:
+            by_eval.setdefault(str(record.get("eval") or run.eval_name), []).append(record)
+        for eval_name, records in (by_eval or {run.eval_name: []}).items():
+            out.append(Group(run.label, eval_name, summarise(records)))
+    return out
+
+
+def category_frame(all_groups: Sequence[Group]) -> pd.DataFrame:
+    """Long table of accuracy per eval, category and model, plus one `overall` row per (eval, model).
+
+    Columns: eval, category, label, graded, correct, accuracy (a fraction, NaN when nothing was graded).
+    Evals keep report order, categories are sorted, `overall` comes last.
+    """
+    rows = []
+    for group in all_groups:
+        for category, acc in group.summary["by_category"].items():
+            category = f"{category} (category)" if category == OVERALL else category  # keep `overall` unique
+            rows.append({"eval": group.eval, "category": category, "label": group.label, "overall": False,
+                         "graded": acc["graded"], "correct": acc["correct"], "accuracy": acc["accuracy"]})
+        rows.append({"eval": group.eval, "category": OVERALL, "label": group.label, "overall": True,
+                     "graded": group.summary["graded"], "correct": group.summary["correct"],
+                     "accuracy": group.summary["accuracy"]})
+    columns = ["eval", "category", "label", "overall", "graded", "correct", "accuracy"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["accuracy"] = frame["accuracy"].astype("float64")
+    eval_order = {name: i for i, name in enumerate(dict.fromkeys(frame["eval"]))}  # evals in report order
+    return (frame.assign(eval_order=frame["eval"].map(eval_order))
+            .sort_values(["eval_order", "overall", "category"], kind="stable")
+            .drop(columns="eval_order").reset_index(drop=True))
+
+
+def accuracy_pivot(frame: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Accuracy of one eval as category (rows, `overall` last) × model label (columns, report order)."""
+    order = list(dict.fromkeys(frame["category"]))
+    pivot = frame.pivot(index="category", columns="label", values="accuracy")
+    return pivot.reindex(index=order, columns=[label for label in labels if label in set(frame["label"])])
+
+
+def verdict(record: dict[str, Any]) -> str:
+    """correct / incorrect / ungraded / error: a sample that failed to run is an error whatever its grade."""
+    if record.get("status") != "ok":
+        return "error"
+    if record.get("correct") is None:
+        return "ungraded"
+    return "correct" if record["correct"] else "incorrect"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _natural(text: str) -> list[Any]:
+    """Sort key that puts navigate_2 before navigate_10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def sample_rows(runs: Sequence[Run]) -> list[SampleRow]:
+    """Every sample of every run, ordered by eval and sample id, so the models' answers to one question sit together."""
+    rows = []
+    for index, run in enumerate(runs):
+        for record in run.records:
+            grade = record.get("grade") or {}
+            error = record.get("error") or {}
+            reason = grade.get("reason")
+            if record.get("status") != "ok":
+                reason = ": ".join(_text(x) for x in (error.get("kind"), error.get("message")) if x) or reason
+            row = SampleRow(
+                label=run.label, sample_id=_text(record.get("sample_id")),
+                eval=_text(record.get("eval") or run.eval_name), category=_text(record.get("category")),
+                status=_text(record.get("status")), verdict=verdict(record), reason=_text(reason),
+                extracted=_text(grade.get("extracted")), target=_text(record.get("target")),
+                ttfa_ms=(record.get("latency") or {}).get("ttfa_ms"), response_text=_text(record.get("response_text")))
+            rows.append((row.eval, _natural(row.sample_id), index, row))
+    rows.sort(key=lambda item: item[:3])
+    return [row for *_, row in rows]
