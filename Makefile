@@ -1,0 +1,55 @@
+# s2s-eval: `make eval` runs an eval end to end (prepare → run → report); `make test` runs the test suite.
+# Both bootstrap what they need on a fresh machine (a virtualenv in .venv, espeak-ng, chromium for tests).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EVAL ?= big_bench_audio
+LIMIT ?=
+CONCURRENCY ?=
+MODEL ?=
+RUNS ?= $(wildcard runs/*)
+SERVE_ARGS ?=
+
+# Offline data: the shared local copies beside the checkout, unless S2S_DATA_DIR is set already.
+S2S_DATA_DIR ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
+export S2S_DATA_DIR
+
+.PHONY: setup eval test report serve bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@scripts/ensure-system-packages
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+# MODEL defaults to gpt-realtime when OPENAI_API_KEY is set, else to the offline embedded server (local).
+eval: setup
+	@model='$(MODEL)'; \
+	if [ -z "$$model" ]; then \
+	  if [ -n "$$OPENAI_API_KEY" ]; then model=gpt-realtime; echo "MODEL not set; OPENAI_API_KEY is set: using MODEL=gpt-realtime"; \
+	  else model=local; echo "MODEL not set and no OPENAI_API_KEY: using MODEL=local (the offline embedded server)"; fi; \
+	fi; \
+	run_dir="runs/$$(date -u +%Y%m%dT%H%M%SZ)-$$model-$(EVAL)"; \
+	$(BIN)/s2s-eval run --model "$$model" --eval '$(EVAL)' --out "$$run_dir" \
+	  $(if $(LIMIT),--limit $(LIMIT)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) && \
+	$(BIN)/s2s-eval report "$$run_dir" --out reports/index.html
+
+test: setup
+	@scripts/ensure-system-packages --browser
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+report: setup
+	$(BIN)/s2s-eval report $(RUNS) --out reports/index.html
+
+serve: setup
+	$(BIN)/s2s-eval serve $(SERVE_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/ttfa_delay.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from s2s_eval.cli import main
+
+raise SystemExit(main())

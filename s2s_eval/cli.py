@@ -1,0 +1,143 @@
+"""The `s2s-eval` command: prepare, run, report, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from s2s_eval import __version__
+from s2s_eval.errors import UserError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _ids(text: str) -> list[str]:
+    return [i.strip() for i in text.split(",") if i.strip()]
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eval", required=True, help="eval name in evals/ (e.g. big_bench_audio)")
+    parser.add_argument("--limit", type=_positive_int, help="only the first N samples (round-robin by category)")
+    parser.add_argument("--ids", type=_ids, help="only these sample ids, comma-separated")
+    parser.add_argument("--data-dir", type=Path, help="local dataset folder (default: $S2S_DATA_DIR, else the "
+                        "official source online)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2s-eval", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"s2s-eval {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prepare = sub.add_parser("prepare", help="synthesise the spoken questions of an eval into the audio cache")
+    _add_data_options(prepare)
+
+    run = sub.add_parser("run", help="run an eval against a model profile")
+    run.add_argument("--model", required=True, help="profile name in runners/ (e.g. gpt-realtime, local)")
+    _add_data_options(run)
+    run.add_argument("--concurrency", type=_positive_int, help="sessions at once (default: the profile's)")
+    run.add_argument("--url", help="point the profile at another endpoint, e.g. ws://127.0.0.1:8765/v1/realtime")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<time>-<model>-<eval>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished samples")
+    run.add_argument("--no-audio", action="store_true", help="do not keep the models' output audio")
+
+    report = sub.add_parser("report", help="build the HTML report of one or more runs")
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    report.add_argument("--out", type=Path, default=Path("reports/index.html"))
+
+    serve = sub.add_parser("serve", help="run the embedded reference Realtime server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--engine", choices=("echo", "scripted"), default="echo")
+    serve.add_argument("--script", type=Path, help="scripted engine: JSONL script keyed by sample id")
+    serve.add_argument("--first-audio-delay-ms", type=float, help="send the first audio delta this long after "
+                       "response.create arrives")
+    serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (off by default)")
+    serve.add_argument("--ready-json", action="store_true", help="print one JSON line with the URL when ready")
+    return parser
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from s2s_eval.datasets import load_samples, select
+    from s2s_eval.datasets.spec import load_eval
+    from s2s_eval.datasets.tts import Synthesizer
+    from s2s_eval.runners.run import default_data_dir
+
+    spec = load_eval(args.eval)
+    samples, _ = load_samples(spec, args.data_dir or default_data_dir())
+    selected = select(samples, args.ids, args.limit)
+    synth = Synthesizer(spec.tts)
+    made = synth.prepare([s.prompt_text for s in selected])
+    print(f"{len(selected)} clips ready ({made} synthesised, {len(selected) - made} from the cache) "
+          f"in {synth.root}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from s2s_eval.runners.run import RunOptions, execute
+
+    options = RunOptions(model=args.model, eval=args.eval, limit=args.limit, ids=args.ids,
+                         concurrency=args.concurrency, url=args.url, out=args.out, resume=args.resume,
+                         data_dir=args.data_dir, save_audio=not args.no_audio)
+    run_dir, summary = asyncio.run(execute(options))
+    counts = summary["counts"]
+    accuracy = "not measured" if summary["accuracy"] is None else f"{summary['accuracy']:.1%}"
+    ttfa = summary["latency"]["ttfa_ms"]["p50"]
+    print(f"{run_dir}: {counts['total']} samples, {counts['error']} errors, accuracy {accuracy}, "
+          f"TTFA p50 {'not measured' if ttfa is None else f'{ttfa:.0f} ms'}")
+    return 0 if summary.get("complete") else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from s2s_eval.reports.html import build_report
+
+    out = build_report(args.runs, args.out)
+    print(f"report: {out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from s2s_eval.server.app import ServerConfig, serve_forever
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
+    config = ServerConfig(host=args.host, port=args.port, engine=args.engine, script=args.script,
+                          first_audio_delay_ms=args.first_audio_delay_ms, compression=args.compression)
+
+    def ready(url: str) -> None:
+        if args.ready_json:
+            print(json.dumps({"event": "listening", "url": url}), flush=True)
+        else:
+            print(f"s2s-eval reference server listening on {url} (engine: {args.engine})", flush=True)
+
+    try:
+        asyncio.run(serve_forever(config, ready))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"prepare": _prepare, "run": _run, "report": _report, "serve": _serve}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        print(f"s2s-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("s2s-eval: interrupted; finished samples are journaled (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
