@@ -67,7 +67,8 @@ def write_run(root: Path, run_id: str, name: str, model_id: str, records: list[d
     spec = {
         "run_id": run_id, "started_at": "2025-08-29T10:00:00+00:00",
         "harness": {"name": "s2s-eval", "version": "0.1.0", "git_commit": "0123456789abcdef"},
-        "model": {"name": name, "model": model_id, "provider": "openai", "url": "wss://example.invalid/v1/realtime"},
+        "model": {"name": name, "model": model_id, "provider": "openai", "url": "wss://example.invalid/v1/realtime",
+                  "description": f"Profile text is untrusted too: {SCRIPT_ATTACK}"},
         "eval": {"name": "big_bench_audio"}, "dataset": {"source": "local"},
         "tts": {"engine": "espeak", "voice": "en-us", "rate": 1.0, "version": "1.51"},
         "runner": {"concurrency": 4}, "host": {"os": "linux"},

@@ -62,7 +62,8 @@ def _run_facts(run: aggregate.Run) -> dict[str, Any]:
     model, harness, tts = spec.get("model") or {}, spec.get("harness") or {}, spec.get("tts") or {}
     return {
         "run_id": run.run_id, "label": run.label, "model_id": model.get("model") or "",
-        "provider": model.get("provider") or "", "eval": run.eval_name, "samples": len(run.records),
+        "provider": model.get("provider") or "", "description": model.get("description") or "",
+        "eval": run.eval_name, "samples": len(run.records),
         "started_at": _when(spec.get("started_at")), "harness": harness.get("version") or "",
         "git_commit": (harness.get("git_commit") or "")[:10],
         "tts": " / ".join(str(tts[k]) for k in ("engine", "voice") if tts.get(k)),
