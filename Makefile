@@ -15,7 +15,7 @@ SERVE_ARGS ?=
 S2S_DATA_DIR ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
 export S2S_DATA_DIR
 
-.PHONY: setup eval test report serve bench clean
+.PHONY: setup eval test lint report serve bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@scripts/ensure-system-packages
@@ -38,9 +38,12 @@ eval: setup
 	  $(if $(LIMIT),--limit $(LIMIT)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) && \
 	$(BIN)/s2s-eval report "$$run_dir" --out reports/index.html
 
-test: setup
+test: setup lint
 	@scripts/ensure-system-packages --browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check s2s_eval tests benchmarks
 
 report: setup
 	$(BIN)/s2s-eval report $(RUNS) --out reports/index.html

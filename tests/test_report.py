@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser import dump_dom, require_chromium, screenshot
 from s2s_eval.reports.aggregate import model_labels
 from s2s_eval.reports.html import build_report
+from tests.browser import dump_dom, require_chromium, screenshot
 
 SCRIPT_ATTACK = "<script>document.body.setAttribute('data-pwned','1')</script>"
 IMG_ATTACK = "<img src=x onerror=\"document.title='pwned'\">"

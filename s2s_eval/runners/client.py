@@ -1,7 +1,8 @@
 """The WebSocket side of a turn: connect, move frames, stamp times. All protocol decisions are the machine's.
 
-Every received frame is stamped with the monotonic clock before it is parsed; every sent event is stamped as it
-is handed to the socket. No permessage-deflate is offered unless the profile asks (it costs milliseconds per audio frame).
+Every received frame is stamped with the monotonic clock before it is parsed; every sent event is stamped as
+it is handed to the socket. No permessage-deflate is offered unless the profile asks (it costs milliseconds per
+audio frame).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ async def run_turn(url: str, headers: dict[str, str], machine: TurnMachine, *, t
         status = exc.response.status_code
         machine.abort(_status_kind(status), f"handshake rejected with HTTP {status}")
     except ConnectionClosed as exc:
-        machine.abort("disconnect", f"connection closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})")
+        code = exc.rcvd.code if exc.rcvd else "no close frame"
+        machine.abort("disconnect", f"connection closed by the server ({code})")
     except (OSError, InvalidHandshake, InvalidURI) as exc:
         machine.abort("connect", f"cannot connect to {url.split('?')[0]}: {type(exc).__name__}: {exc}")
 

@@ -156,7 +156,8 @@ async def _run_samples(samples: list[Sample], *, url: str, headers: dict[str, st
         output_audio = None
         if options.save_audio and machine.observation.audio_pcm:
             output_audio = f"audio/{sample.sample_id}.wav"
-            await asyncio.to_thread(audio.write_wav, journal.run_dir / output_audio, bytes(machine.observation.audio_pcm))
+            pcm = bytes(machine.observation.audio_pcm)
+            await asyncio.to_thread(audio.write_wav, journal.run_dir / output_audio, pcm)
         record = build_record(sample, profile, machine, grader, output_audio)
         journal.append(record)
         counts[record["status"]] += 1
