@@ -12,6 +12,7 @@ from pathlib import Path
 
 from s2s_eval import __version__
 from s2s_eval.errors import UserError
+from s2s_eval.server import API_KEY_ENV
 
 
 def _positive_int(text: str) -> int:
@@ -55,12 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("reports/index.html"))
 
     serve = sub.add_parser("serve", help="run the embedded reference Realtime server")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (anything but loopback needs --api-key)")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--engine", choices=("echo", "scripted"), default="echo")
     serve.add_argument("--script", type=Path, help="scripted engine: JSONL script keyed by sample id")
     serve.add_argument("--first-audio-delay-ms", type=float, help="send the first audio delta this long after "
                        "response.create arrives")
+    serve.add_argument("--jitter-ms", type=float, default=0.0, help="add a random 0..J ms to that delay (seeded)")
+    serve.add_argument("--faults", type=_ids, default=[], help="comma-separated fault kinds: disconnect, "
+                       "rate_limit, server_error, malformed, stall")
+    serve.add_argument("--fault-rate", type=float, default=0.0, help="share of responses that get a fault")
+    serve.add_argument("--seed", type=int, default=0, help="seed for faults and jitter (deterministic per sample)")
+    serve.add_argument("--api-key", help=f"require this key from clients (default: ${{{API_KEY_ENV}}})")
+    serve.add_argument("--protocol", choices=("ga", "beta"), default="ga", help="beta: every session speaks the "
+                       "beta shape (clients can also ask with OpenAI-Beta: realtime=v1)")
+    serve.add_argument("--beta", choices=("accept", "reject"), default="accept", help="reject: refuse beta clients "
+                       "with beta_api_shape_disabled, as OpenAI does today")
+    serve.add_argument("--max-sessions", type=_positive_int, default=1000)
+    serve.add_argument("--max-session-s", type=float, default=3600.0, help="session_expired after this long")
     serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (off by default)")
     serve.add_argument("--ready-json", action="store_true", help="print one JSON line with the URL when ready")
     return parser
@@ -106,12 +119,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from s2s_eval.server.app import ServerConfig, serve_forever
+    from s2s_eval.server.app import ServerConfig, api_key_from_env, serve_forever
+    from s2s_eval.server.faults import FaultConfig
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
+    try:
+        faults = FaultConfig(kinds=tuple(args.faults), rate=args.fault_rate, seed=args.seed, jitter_ms=args.jitter_ms)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     config = ServerConfig(host=args.host, port=args.port, engine=args.engine, script=args.script,
-                          first_audio_delay_ms=args.first_audio_delay_ms, compression=args.compression)
+                          first_audio_delay_ms=args.first_audio_delay_ms, compression=args.compression, faults=faults,
+                          api_key=args.api_key or api_key_from_env(), protocol=args.protocol, beta=args.beta,
+                          max_sessions=args.max_sessions, max_session_s=args.max_session_s)
 
     def ready(url: str) -> None:
         if args.ready_json:

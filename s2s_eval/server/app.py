@@ -1,40 +1,49 @@
-"""The embedded reference Realtime server: WebSocket I/O, response timing, `s2s-eval serve`.
+"""The embedded reference Realtime server: WebSocket I/O, handshake checks, limits, `s2s-eval serve`.
 
-Protocol state lives in `protocol.py` and `responses.py`; this module only moves frames and keeps time. A
-response's first content delta is sent exactly `first_audio_delay_ms` after its `response.create` frame arrived,
-scheduled on the monotonic clock while speech is synthesised in a worker thread (not "sleep, then synthesise").
+Protocol state lives in `protocol.py`, response streaming in `streaming.py`; this module only accepts connections,
+moves frames and enforces limits: message size (close 1009), concurrent sessions (HTTP 429), session duration
+(`session_expired`, close 1001) and, when an API key is configured, authentication (HTTP 401). A non-loopback bind
+needs a key. Beta-shaped clients (`OpenAI-Beta: realtime=v1`, the `openai-beta.realtime-v1` subprotocol, or
+`--protocol beta`) are translated at the edge by `beta.py`, or refused as OpenAI does today (`--beta reject`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
+import itertools
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from s2s_eval import audio
 from s2s_eval.datasets.tts import Synthesizer, TTSSettings
-from s2s_eval.server import responses
-from s2s_eval.server.engines import Engine, Reply, make_engine
-from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseRequest
+from s2s_eval.errors import UserError
+from s2s_eval.server import API_KEY_ENV, beta, responses
+from s2s_eval.server.engines import Engine, make_engine
+from s2s_eval.server.faults import FaultConfig, FaultPlan
+from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
+from s2s_eval.server.streaming import ResponseStream, Wire
 
 log = logging.getLogger("s2s_eval.server")
 
 PATHS = ("/v1/realtime", "/realtime")
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one 15 MiB append, base64-encoded, fits with room to spare
-# asyncio.sleep overshoots by 1-2 ms (measurement-notes.md): sleep until this close, then spin to the deadline.
-SPIN_S = 0.002
+# One 15 MiB append, base64-encoded (20 MiB) in its JSON envelope, still fits: it earns an `error`, not a close.
+MAX_MESSAGE_BYTES = 24 * 1024 * 1024
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+BETA_DISABLED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
 
 
 @dataclass(frozen=True)
@@ -47,45 +56,136 @@ class ServerConfig:
     model: str = "s2s-eval-reference"
     tts: TTSSettings = TTSSettings()
     compression: bool = False  # permessage-deflate costs milliseconds per audio frame; off unless asked
+    faults: FaultConfig = FaultConfig()
+    api_key: str | None = None
+    protocol: Literal["ga", "beta"] = "ga"
+    beta: Literal["accept", "reject"] = "accept"
+    max_sessions: int = 1000
+    max_session_s: float = 3600.0
+    max_buffer_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not _is_loopback(self.host) and not self.api_key:
+            raise UserError(f"binding {self.host} exposes the server beyond this machine: give it a key with "
+                            f"--api-key or {API_KEY_ENV}")
 
 
-async def sleep_until(deadline: float) -> None:
-    """Wait until `deadline` (time.perf_counter) to within microseconds, without blocking the loop for long."""
-    remaining = deadline - time.perf_counter()
-    if remaining > SPIN_S:
-        await asyncio.sleep(remaining - SPIN_S)
-    while time.perf_counter() < deadline:
-        pass
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Shared:
+    """State shared by all connections of one server."""
+
+    config: ServerConfig
+    engine: Engine
+    speech: Synthesizer
+    faults: FaultPlan
+    sessions: int = 0
+    session_numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+def _offered(request: Request) -> list[str]:
+    return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+
+
+def _wants_beta(request: Request, config: ServerConfig) -> bool:
+    return (config.protocol == "beta" or request.headers.get("OpenAI-Beta", "").strip() == "realtime=v1"
+            or BETA_SUBPROTOCOL in _offered(request))
+
+
+def _authorised(request: Request, key: str) -> bool:
+    offered = [p.removeprefix("openai-insecure-api-key.") for p in _offered(request)
+               if p.startswith("openai-insecure-api-key.")]
+    bearer = request.headers.get("Authorization", "")
+    candidates = [bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else "",
+                  request.headers.get("api-key", ""), *offered]
+    return any(c and hmac.compare_digest(c.encode(), key.encode()) for c in candidates)
 
 
 class Connection:
-    """One client session: reads frames, answers protocol events, streams responses."""
+    """One client session: reads frames, answers protocol events, runs response streams."""
 
-    def __init__(self, ws: ServerConnection, engine: Engine, speech: Synthesizer, config: ServerConfig) -> None:
-        self.ws, self.engine, self.speech, self.config = ws, engine, speech, config
-        query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
-        self.session = RealtimeSession(model=(query.get("model") or [config.model])[0])
+    def __init__(self, ws: ServerConnection, shared: Shared) -> None:
+        self.ws, self.shared, self.config = ws, shared, shared.config
+        request = ws.request
+        assert request is not None
+        self.query = parse_qs(urlsplit(request.path).query)
+        self.beta = _wants_beta(request, self.config)
+        self.number = next(shared.session_numbers)
+        self.session = RealtimeSession(model=(self.query.get("model") or [self.config.model])[0],
+                                       max_buffer_bytes=int(self.config.max_buffer_s * 48_000))
         self.turns: Counter[str | None] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.wire = Wire(send_frame=self.send_frame, drop=self.drop, session_id=self.session.session["id"])
+
+    async def send_frame(self, frame: str) -> None:
+        if self.beta:
+            translated = beta.to_beta(json.loads(frame)) if frame.startswith("{") and frame.endswith("}") else frame
+            if translated is None:
+                return
+            frame = translated if isinstance(translated, str) else json.dumps(translated)
+        await self.ws.send(frame)
 
     async def send(self, *events: dict[str, Any]) -> None:
         for event in events:
-            await self.ws.send(json.dumps(event))
+            await self.send_frame(json.dumps(event))
+
+    def drop(self) -> None:
+        """Lose the connection abruptly, as a network failure would: no close frame."""
+        self.ws.transport.abort()
+
+    async def fatal(self, exc: ProtocolError) -> None:
+        """An error the real service ends the session for: `error`, then close 4000 with `<type>.<code>`."""
+        await self.send(self.session.error(exc, None))
+        await self.ws.close(4000, f"{exc.error_type}.{exc.code}")
 
     async def run(self) -> None:
+        expiry = asyncio.get_running_loop().call_later(self.config.max_session_s, self._expire)
         try:
-            await self.send(self.session.created())
+            if self.beta and self.config.beta == "reject":
+                await self.fatal(ProtocolError("beta_api_shape_disabled", BETA_DISABLED))
+                return
+            if "call_id" in self.query or "intent" in self.query:
+                what = "call_id (SIP/WebRTC sideband)" if "call_id" in self.query else "intent"
+                await self.fatal(ProtocolError("invalid_intent", f"This reference server does not support {what} "
+                                               "sessions; connect with ?model=... only."))
+                return
+            await self.send(self.session.created(), *(beta.after_created(self.session) if self.beta else []))
             async for frame in self.ws:
-                received = time.perf_counter()
-                await self.on_frame(frame, received)
+                await self.on_frame(frame, time.perf_counter())
                 # Reading a backlog of queued frames never suspends: yield, or one client's burst upload would
                 # hold up every other session's scheduled first-audio send.
                 await asyncio.sleep(0)
         except ConnectionClosed:
             pass  # a client may vanish at any moment; that ends the session, never the server
         finally:
+            expiry.cancel()
             for task in self.tasks:
                 task.cancel()
+
+    def _expire(self) -> None:
+        minutes = self.config.max_session_s / 60
+        message = f"Your session hit the maximum duration of {minutes:g} minutes."
+        exc = ProtocolError("session_expired", message)
+
+        async def expire() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await self.send(self.session.error(exc, None))
+                await self.ws.close(1001, message)
+
+        self._spawn(expire())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def on_frame(self, frame: str | bytes, received: float) -> None:
         if isinstance(frame, bytes):
@@ -98,70 +198,39 @@ class Connection:
             exc = ProtocolError("invalid_json", f"The server could not parse the event as JSON: {err.msg}.")
             await self.send(self.session.error(exc, None))
             return
-        events, request = self.session.handle(event)
-        await self.send(*events)
-        if request is not None:
-            task = asyncio.create_task(self.respond(request, received))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        if self.beta and isinstance(event, dict):
+            event = beta.from_beta(event)
+        outcome = self.session.handle(event)
+        await self.send(*outcome.events)
+        for state in outcome.start:
+            self._spawn(self.stream(state, received))
 
-    async def respond(self, request: ResponseRequest, received: float) -> None:
-        """Stream one response; its first content delta goes out at `received + first_audio_delay_ms`.
-
-        Speech is synthesised one sentence at a time in a worker thread, so only the first sentence has to be
-        ready by the deadline, and the wait for the deadline overlaps that synthesis.
-        """
-        sample_id = (request.params.get("metadata") or {}).get("sample_id")
-        reply = self.engine.reply(self.session, request, self.turns[sample_id])
+    async def stream(self, state: ResponseState, received: float) -> None:
+        sample_id = state.sample_id
+        reply = self.shared.engine.reply(self.session, state, self.turns[sample_id])
         self.turns[sample_id] += 1
+        draw = self.shared.faults.draw(sample_id if sample_id is not None else f"session-{self.number}")
         delay_ms = reply.first_audio_delay_ms if reply.first_audio_delay_ms is not None else \
             self.config.first_audio_delay_ms
-        ids, opening = responses.opening(self.session, request)
-        item: dict[str, Any] | None = None
-        try:
-            await self.send(*opening)
-            segments = self._segments(reply, ids.audio)
-            output_audio_s = 0.0
-            for index, (text, pcm) in enumerate(segments):
-                if pcm is None:
-                    pcm = await asyncio.to_thread(self.speech.speech, text) if text.strip() else b""
-                output_audio_s += audio.duration_s(pcm)
-                frames = [json.dumps(e) for e in responses.content_deltas(self.session, ids, text, pcm)]
-                if index == 0 and delay_ms is not None:
-                    # Serialised before the deadline, so the first frame leaves right at it.
-                    await self._wait_for_deadline(received + delay_ms / 1000, ids.response_id)
-                for frame in frames:
-                    await self.ws.send(frame)
-            closing, item = responses.closing(self.session, request, ids, reply.text, output_audio_s)
-            await self.send(*closing)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.session.finish_response(ids.response_id, [item] if item else [])
-
-    @staticmethod
-    def _segments(reply: Reply, speak: bool) -> list[tuple[str, bytes | None]]:
-        """(text, speech) pieces of a reply; speech None = synthesise that sentence when its turn comes."""
-        if not speak:
-            return [(reply.text, b"")]
-        if reply.pcm is not None:
-            return [(reply.text, reply.pcm)]
-        return [(sentence, None) for sentence in responses.sentences(reply.text)]
-
-    @staticmethod
-    async def _wait_for_deadline(deadline: float, response_id: str) -> None:
-        late_ms = (time.perf_counter() - deadline) * 1000
-        if late_ms > 0:
-            log.warning("response %s: first audio ready %.1f ms after its deadline (synthesis too slow)",
-                        response_id, late_ms)
-        await sleep_until(deadline)
+        if delay_ms is None and draw.jitter_ms:
+            delay_ms = 0.0
+        await ResponseStream(self.wire, self.session, state, reply, draw, self.shared.speech, delay_ms,
+                             received).run()
 
 
-def _check_path(connection: ServerConnection, request: Request) -> Response | None:
-    path = urlsplit(request.path).path.rstrip("/")
-    if path not in PATHS:
-        return connection.respond(404, f"Not found: the Realtime endpoint is {PATHS[0]}\n")
-    return None
+def _handshake_check(shared: Shared) -> Callable[[ServerConnection, Request], Response | None]:
+    def check(connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path.rstrip("/")
+        if path not in PATHS:
+            return connection.respond(404, f"Not found: the Realtime endpoint is {PATHS[0]}\n")
+        if shared.config.api_key and not _authorised(request, shared.config.api_key):
+            return connection.respond(401, "Unauthorized: send Authorization: Bearer <key> or api-key: <key>\n")
+        if shared.sessions >= shared.config.max_sessions:
+            log.warning("refused a session: %d open, the limit", shared.sessions)
+            return connection.respond(429, f"Too many concurrent sessions (limit {shared.config.max_sessions})\n")
+        return None
+
+    return check
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
@@ -179,12 +248,17 @@ async def running(config: ServerConfig) -> AsyncIterator[tuple[Server, str]]:
     warmed = await asyncio.to_thread(speech.prepare, first_sentences, progress=False)
     if warmed:
         log.info("synthesised the first sentence of %d scripted answers", warmed)
+    shared = Shared(config, engine, speech, FaultPlan(config.faults))
 
     async def handler(ws: ServerConnection) -> None:
-        await Connection(ws, engine, speech, config).run()
+        shared.sessions += 1
+        try:
+            await Connection(ws, shared).run()
+        finally:
+            shared.sessions -= 1
 
     async with serve(handler, config.host, config.port, compression="deflate" if config.compression else None,
-                     max_size=MAX_MESSAGE_BYTES, process_request=_check_path,
+                     max_size=MAX_MESSAGE_BYTES, process_request=_handshake_check(shared),
                      select_subprotocol=_select_subprotocol) as server:
         host, port = next(iter(server.sockets)).getsockname()[:2]
         yield server, f"ws://{config.host}:{port}{PATHS[0]}"
@@ -196,4 +270,8 @@ async def serve_forever(config: ServerConfig, on_ready: Callable[[str], None]) -
         await server.serve_forever()
 
 
-__all__ = ["ServerConfig", "running", "serve_forever"]
+def api_key_from_env() -> str | None:
+    return os.environ.get(API_KEY_ENV) or None
+
+
+__all__ = ["ServerConfig", "api_key_from_env", "running", "serve_forever"]

@@ -10,25 +10,35 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from s2s_eval.errors import DataError, UserError
-from s2s_eval.server.protocol import RealtimeSession, ResponseRequest
+from s2s_eval.server.protocol import RealtimeSession, ResponseState
 
 DEFAULT_ANSWER = "This is the s2s-eval reference server. I have no scripted answer for this question."
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Reply:
-    """What to say. `pcm` is the speech to send as is; when None, the server speaks `text` with its TTS."""
+    """What to say, then which tools to call (each becomes a function_call output item after the message).
+
+    `pcm` is speech to send as is; when None, the server speaks `text` with its TTS.
+    """
 
     text: str
     pcm: bytes | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
     first_audio_delay_ms: float | None = None
 
 
 class Engine(Protocol):
     name: str
 
-    def reply(self, session: RealtimeSession, request: ResponseRequest, turn: int) -> Reply:
-        """Decide the reply to `request`; `turn` counts earlier responses for the same sample in this session.
+    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+        """Decide the reply to the response `state`; `turn` counts this sample's earlier responses in the session.
 
         Called on the event loop: must be fast and must not synthesise speech (the server does that).
         """
@@ -53,8 +63,8 @@ class EchoEngine:
 
     name = "echo"
 
-    def reply(self, session: RealtimeSession, request: ResponseRequest, turn: int) -> Reply:
-        item = last_user_message(request.context)
+    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+        item = last_user_message(state.context)
         if item is None:
             return Reply(text="")
         texts = [p.get("text") or "" for p in item["content"] if p.get("type") == "input_text"]
@@ -71,6 +81,7 @@ class EchoEngine:
 @dataclass(frozen=True)
 class ScriptedResponse:
     text: str
+    tool_calls: tuple[ToolCall, ...] = ()
     first_audio_delay_ms: float | None = None
 
 
@@ -101,33 +112,43 @@ def load_script(path: Path) -> dict[str, list[ScriptedResponse]]:
 
 def _scripted_response(raw: Any, where: str) -> ScriptedResponse:
     if not isinstance(raw, dict) or not isinstance(raw.get("text", ""), str):
-        raise DataError(f"{where}: a response is an object with a string 'text'")
-    if raw.get("tool_calls"):
-        raise DataError(f"{where}: tool_calls are not supported by this server version yet")
+        raise DataError(f"{where}: a response is an object with a string 'text' and/or 'tool_calls'")
+    calls = raw.get("tool_calls") or []
+    if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                              and isinstance(c.get("arguments", {}), dict) for c in calls):
+        raise DataError(f"{where}: tool_calls is a list of {{\"name\": str, \"arguments\": object}}")
+    if not raw.get("text") and not calls:
+        raise DataError(f"{where}: a response needs a 'text', 'tool_calls', or both")
     delay = raw.get("first_audio_delay_ms")
     if delay is not None and (not isinstance(delay, int | float) or delay < 0):
         raise DataError(f"{where}: first_audio_delay_ms must be a non-negative number")
-    return ScriptedResponse(text=raw.get("text", ""), first_audio_delay_ms=delay)
+    return ScriptedResponse(text=raw.get("text", ""),
+                            tool_calls=tuple(ToolCall(c["name"], c.get("arguments", {})) for c in calls),
+                            first_audio_delay_ms=delay)
 
 
 class ScriptedEngine:
-    """Answers from a script keyed by `response.metadata.sample_id`, responses in order within a session."""
+    """Answers from a script keyed by `response.metadata.sample_id`, responses in order within a session.
+
+    A sample's n-th `response.create` gets its n-th scripted response (the last one repeats), so a tool call
+    answered with `function_call_output` is followed by the next scripted response.
+    """
 
     name = "scripted"
 
     def __init__(self, script: dict[str, list[ScriptedResponse]]) -> None:
         self.script = script
 
-    def reply(self, session: RealtimeSession, request: ResponseRequest, turn: int) -> Reply:
-        sample_id = (request.params.get("metadata") or {}).get("sample_id")
+    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+        sample_id = state.sample_id
         responses = self.script.get(sample_id) or self.script.get("*")
         if not responses:
             return Reply(text=DEFAULT_ANSWER)
         chosen = responses[min(turn, len(responses) - 1)]
-        return Reply(text=chosen.text, first_audio_delay_ms=chosen.first_audio_delay_ms)
+        return Reply(text=chosen.text, tool_calls=chosen.tool_calls, first_audio_delay_ms=chosen.first_audio_delay_ms)
 
     def known_texts(self) -> list[str]:
-        return [r.text for responses in self.script.values() for r in responses] + [DEFAULT_ANSWER]
+        return [r.text for responses in self.script.values() for r in responses if r.text] + [DEFAULT_ANSWER]
 
 
 def make_engine(name: str, script_path: Path | None) -> Engine:

@@ -1,8 +1,10 @@
 """GA Realtime protocol state of one server session, free of I/O.
 
-`RealtimeSession.handle(event)` takes one parsed client event and returns the server events to send at once,
-plus, for `response.create`, a `ResponseRequest` that the connection turns into a timed response stream. The
-shapes follow `../shared/docs/realtime-protocol.md` (§2) and are checked against the `openai` SDK's types in tests.
+`RealtimeSession.handle(event)` takes one parsed client event and returns an `Outcome`: the server events to send
+at once and the responses to start. Responses are streamed by the connection (`streaming.py`), which reports back
+through `add_output_item` / `finish_response`; a cancel request only marks the response, and its stream ends it
+with the right events. The shapes follow `../shared/docs/realtime-protocol.md` (§2) and are checked against the
+`openai` SDK's types in tests.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_eval import audio
+from s2s_eval.server import session_config
+from s2s_eval.server.protocol_errors import ProtocolError
+from s2s_eval.server.vad import EnergyVad, SpeechStarted, VadSettings
 
 DEFAULT_INSTRUCTIONS = "You are the s2s-eval reference server. Answer briefly."
 MIN_COMMIT_MS = 100
 MAX_APPEND_BYTES = 15 * 1024 * 1024
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+SUPPORTED_EVENTS = ("session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
+                    "input_audio_buffer.clear", "conversation.item.create", "conversation.item.retrieve",
+                    "conversation.item.truncate", "conversation.item.delete", "response.create", "response.cancel")
+
+__all__ = ["Outcome", "ProtocolError", "RealtimeSession", "ResponseState", "new_id"]
 
 
 def new_id(prefix: str) -> str:
@@ -31,24 +40,13 @@ def new_id(prefix: str) -> str:
 def default_session(model: str) -> dict[str, Any]:
     """The session a new connection starts with, as in the official `session.created` example (VAD on)."""
     return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": new_id("sess"),
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": DEFAULT_INSTRUCTIONS,
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "prompt": None,
-        "truncation": "auto",
-        "expires_at": int(time.time()) + 3600,
-        "include": None,
+        "type": "realtime", "object": "realtime.session", "id": new_id("sess"), "model": model,
+        "output_modalities": ["audio"], "instructions": DEFAULT_INSTRUCTIONS, "tools": [], "tool_choice": "auto",
+        "max_output_tokens": "inf", "tracing": None, "prompt": None, "truncation": "auto",
+        "expires_at": int(time.time()) + 3600, "include": None,
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": audio.SAMPLE_RATE},
-                "transcription": None,
+                "format": {"type": "audio/pcm", "rate": audio.SAMPLE_RATE}, "transcription": None,
                 "noise_reduction": None,
                 "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                                    "silence_duration_ms": 200, "idle_timeout_ms": None,
@@ -57,15 +55,6 @@ def default_session(model: str) -> dict[str, Any]:
             "output": {"format": {"type": "audio/pcm", "rate": audio.SAMPLE_RATE}, "voice": "marin", "speed": 1.0},
         },
     }
-
-
-class ProtocolError(Exception):
-    """A client event the server rejects; becomes an `error` event and the session stays usable."""
-
-    def __init__(self, code: str, message: str, param: str | None = None,
-                 error_type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.code, self.message, self.param, self.error_type = code, message, param, error_type
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -79,33 +68,64 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@dataclass
-class ResponseRequest:
-    """What the connection needs to generate one response."""
+def _b64(data: Any, param: str) -> bytes:
+    if not isinstance(data, str):
+        raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{param}'.", param)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError("invalid_value", f"Invalid '{param}': not valid base64.", param) from None
 
-    response: dict[str, Any]  # the response object as announced in response.created
-    params: dict[str, Any]  # the client's response.create overrides
-    context: list[dict[str, Any]]  # conversation items the response sees
+
+@dataclass
+class ResponseState:
+    """One response in flight. `cancel_reason` set = the stream must end it as cancelled."""
+
+    response: dict[str, Any]
+    params: dict[str, Any]
+    context: list[dict[str, Any]]
+    in_conversation: bool
     client_event_id: str | None
+    cancel_reason: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.response["id"])
+
+    @property
+    def sample_id(self) -> str | None:
+        return (self.params.get("metadata") or {}).get("sample_id")
+
+
+@dataclass
+class Outcome:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    start: list[ResponseState] = field(default_factory=list)
 
 
 @dataclass
 class RealtimeSession:
-    """Session configuration, input buffer and conversation of one connection."""
+    """Session configuration, input buffer, VAD, conversation and responses of one connection."""
 
     model: str
+    max_buffer_bytes: int = 10 * 60 * audio.BYTES_PER_SECOND
     session: dict[str, Any] = field(init=False)
     items: list[dict[str, Any]] = field(default_factory=list)
     item_audio: dict[str, bytes] = field(default_factory=dict)
     input_buffer: bytearray = field(default_factory=bytearray)
-    active_response_id: str | None = None
+    written_bytes: int = 0  # all audio ever appended: the clock VAD offsets count on
+    vad: EnergyVad = field(default_factory=EnergyVad)
+    speech: tuple[str, int] | None = None  # (item id, audio_start_ms) of the user turn VAD is hearing
+    responses: dict[str, ResponseState] = field(default_factory=dict)
+    call_ids: set[str] = field(default_factory=set)
+    voice_locked: bool = False
     conversation_id: str = field(default_factory=lambda: new_id("conv"))
     _event_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.session = default_session(self.model)
 
-    # -- event construction -------------------------------------------------------------------------------------
+    # -- events -------------------------------------------------------------------------------------------------
 
     def event(self, type_: str, **fields: Any) -> dict[str, Any]:
         """A server event with its `event_id` (required on every server event)."""
@@ -118,137 +138,203 @@ class RealtimeSession:
     def created(self) -> dict[str, Any]:
         return self.event("session.created", session=copy.deepcopy(self.session))
 
-    # -- client events ------------------------------------------------------------------------------------------
+    @property
+    def turn_detection(self) -> dict[str, Any] | None:
+        return self.session["audio"]["input"]["turn_detection"]
 
-    def handle(self, event: Any) -> tuple[list[dict[str, Any]], ResponseRequest | None]:
-        """Apply one client event; return the events to send now and, for response.create, the request."""
+    @property
+    def default_response(self) -> ResponseState | None:
+        """The response writing to the default conversation (a cancelled one no longer holds the slot)."""
+        return next((r for r in self.responses.values() if r.in_conversation and r.cancel_reason is None), None)
+
+    def find_item(self, item_id: Any, param: str = "item_id") -> dict[str, Any]:
+        for item in self.items:
+            if item["id"] == item_id:
+                return item
+        raise ProtocolError("invalid_value", f"Item with id '{item_id}' not found.", param)
+
+    # -- dispatch -----------------------------------------------------------------------------------------------
+
+    def handle(self, event: Any) -> Outcome:
+        """Apply one client event; a refused event becomes one `error` event and changes nothing."""
         client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        if not isinstance(client_event_id, str):
+            client_event_id = None
         try:
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                 raise ProtocolError("invalid_event", "The 'type' field is missing.", "type")
-            handler = getattr(self, "on_" + event["type"].replace(".", "_"), None)
-            if handler is None:
-                raise ProtocolError("invalid_event", f"Invalid value: '{event['type']}'. Supported values are: "
-                                    "session.update, input_audio_buffer.append, input_audio_buffer.commit, "
-                                    "input_audio_buffer.clear, conversation.item.create, response.create.",
-                                    "type")
-            result = handler(event)
+            if event["type"] not in SUPPORTED_EVENTS:
+                raise ProtocolError("invalid_event", f"Invalid value: '{event['type'][:100]}'. Supported values "
+                                    f"are: {', '.join(SUPPORTED_EVENTS)}.", "type")
+            return getattr(self, "on_" + event["type"].replace(".", "_"))(event)
         except ProtocolError as exc:
-            return [self.error(exc, client_event_id)], None
-        if isinstance(result, ResponseRequest):
-            return [], result
-        return result, None
+            return Outcome(events=[self.error(exc, client_event_id)])
 
-    def on_session_update(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    # -- session ------------------------------------------------------------------------------------------------
+
+    def on_session_update(self, event: dict[str, Any]) -> Outcome:
         update = event.get("session")
-        if not isinstance(update, dict):
-            raise ProtocolError("missing_required_parameter", "Missing required parameter: 'session'.", "session")
-        if "type" not in update:
-            raise ProtocolError("missing_required_parameter", "Missing required parameter: 'session.type'.",
-                                "session.type")
-        if update["type"] != "realtime":
-            raise ProtocolError("invalid_value", f"Invalid value: '{update['type']}'. Supported values are: "
-                                "'realtime'.", "session.type")
-        modalities = update.get("output_modalities")
-        if modalities is not None and modalities not in (["audio"], ["text"]):
-            raise ProtocolError("invalid_value", "output_modalities must be ['audio'] or ['text'].",
-                                "session.output_modalities")
-        for direction in ("input", "output"):
-            fmt = ((update.get("audio") or {}).get(direction) or {}).get("format")
-            if fmt is not None and (fmt.get("type") != "audio/pcm" or fmt.get("rate", audio.SAMPLE_RATE)
-                                    != audio.SAMPLE_RATE):
-                raise ProtocolError("invalid_value", "This server supports only audio/pcm at 24000 Hz.",
-                                    f"session.audio.{direction}.format")
+        session_config.check_session_update(update, self.voice_locked, self.session["audio"]["output"]["voice"])
         update = {k: v for k, v in update.items() if k not in ("id", "object", "expires_at")}
         self.session = deep_merge(self.session, update)
-        return [self.event("session.updated", session=copy.deepcopy(self.session))]
+        if update.get("audio", {}).get("input", {}).get("turn_detection", "unchanged") != "unchanged":
+            self.vad.reset()
+            self.speech = None
+        return Outcome(events=[self.event("session.updated", session=copy.deepcopy(self.session))])
 
-    def on_input_audio_buffer_append(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        data = event.get("audio")
-        if not isinstance(data, str):
-            raise ProtocolError("missing_required_parameter", "Missing required parameter: 'audio'.", "audio")
-        try:
-            pcm = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProtocolError("invalid_value", "Invalid 'audio': not valid base64.", "audio") from None
+    # -- input audio buffer -------------------------------------------------------------------------------------
+
+    def on_input_audio_buffer_append(self, event: dict[str, Any]) -> Outcome:
+        pcm = _b64(event.get("audio"), "audio")
         if len(pcm) > MAX_APPEND_BYTES:
-            raise ProtocolError("invalid_value", "Audio chunk exceeds 15 MiB.", "audio")
+            raise ProtocolError("invalid_value", "Audio chunk exceeds the 15 MiB limit of one append.", "audio")
+        if len(self.input_buffer) + len(pcm) > self.max_buffer_bytes:
+            raise ProtocolError("input_audio_buffer_too_large", "The input audio buffer is full "
+                                f"({self.max_buffer_bytes // audio.BYTES_PER_SECOND} s; a limit of this reference "
+                                "server): commit or clear it.", "audio")
         self.input_buffer.extend(pcm)
-        return []  # appends are never acknowledged
+        self.written_bytes += len(pcm)
+        if self.turn_detection is None:
+            return Outcome()  # appends are never acknowledged
+        return self._on_vad(pcm)
 
-    def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def _on_vad(self, pcm: bytes) -> Outcome:
+        outcome = Outcome()
+        self.vad.settings = VadSettings.from_session(self.turn_detection or {})
+        for boundary in self.vad.feed(pcm):
+            if isinstance(boundary, SpeechStarted):
+                item_id = new_id("item")
+                self.speech = (item_id, boundary.audio_start_ms)
+                outcome.events.append(self.event("input_audio_buffer.speech_started",
+                                                 audio_start_ms=boundary.audio_start_ms, item_id=item_id))
+                active = self.default_response
+                if active is not None and (self.turn_detection or {}).get("interrupt_response", True):
+                    active.cancel_reason = "turn_detected"
+            elif self.speech is not None:
+                item_id, start_ms = self.speech
+                self.speech = None
+                outcome.events.append(self.event("input_audio_buffer.speech_stopped",
+                                                 audio_end_ms=boundary.audio_end_ms, item_id=item_id))
+                outcome.events += self._commit(item_id, start_ms, boundary.audio_end_ms)
+                if (self.turn_detection or {}).get("create_response", True) and self.default_response is None:
+                    outcome.start.append(self._start_response({}, list(self.items), True, None))
+        return outcome
+
+    def _commit(self, item_id: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
+        """Turn buffered audio (all of it, or the [start_ms, end_ms) span VAD found) into a user item."""
+        buffer_start = self.written_bytes - len(self.input_buffer)
+        begin = 0 if start_ms is None else max(0, start_ms * audio.BYTES_PER_SECOND // 1000 - buffer_start)
+        end = len(self.input_buffer) if end_ms is None else min(
+            len(self.input_buffer), end_ms * audio.BYTES_PER_SECOND // 1000 - buffer_start)
+        begin, end = begin - begin % 2, end - end % 2
+        pcm = bytes(self.input_buffer[begin:end])
+        del self.input_buffer[:end]
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
+                "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+        previous = self.items[-1]["id"] if self.items else None
+        self.item_audio[item_id] = pcm
+        self.items.append(item)
+        events = [self.event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id),
+                  self.event("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)),
+                  self.event("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item))]
+        if self.session["audio"]["input"].get("transcription"):
+            # No speech recogniser here: say so in the documented event rather than invent a transcript.
+            events.append(self.event("conversation.item.input_audio_transcription.failed", item_id=item_id,
+                                     content_index=0, error={
+                                         "type": "server_error", "code": "transcription_unavailable",
+                                         "message": "The s2s-eval reference server has no speech recogniser.",
+                                         "param": None}))
+        return events
+
+    def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> Outcome:
         buffered_ms = audio.duration_s(bytes(self.input_buffer)) * 1000
         if buffered_ms < MIN_COMMIT_MS:
             raise ProtocolError("input_audio_buffer_commit_empty",
                                 "Error committing input audio buffer: buffer too small. Expected at least "
                                 f"100ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.")
-        item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "status": "completed",
-                "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
-        previous = self.items[-1]["id"] if self.items else None
-        self.item_audio[item["id"]] = bytes(self.input_buffer)
-        self.input_buffer.clear()
-        self.items.append(item)
-        return [
-            self.event("input_audio_buffer.committed", previous_item_id=previous, item_id=item["id"]),
-            self.event("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)),
-            self.event("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item)),
-        ]
+        item_id = self.speech[0] if self.speech else new_id("item")
+        self.speech = None
+        self.vad.reset()
+        return Outcome(events=self._commit(item_id, None, None))
 
-    def on_input_audio_buffer_clear(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def on_input_audio_buffer_clear(self, event: dict[str, Any]) -> Outcome:
         self.input_buffer.clear()
-        return [self.event("input_audio_buffer.cleared")]
+        self.speech = None
+        self.vad.reset()
+        return Outcome(events=[self.event("input_audio_buffer.cleared")])
 
-    def on_conversation_item_create(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        item = event.get("item")
-        if not isinstance(item, dict) or "type" not in item:
-            raise ProtocolError("missing_required_parameter", "Missing required parameter: 'item.type'.",
-                                "item.type")
-        item = copy.deepcopy(item)
-        stored_audio = self._validate_item(item)
-        index = self._insert_position(event.get("previous_item_id", None))
+    # -- conversation items -------------------------------------------------------------------------------------
+
+    def on_conversation_item_create(self, event: dict[str, Any]) -> Outcome:
+        item = copy.deepcopy(event.get("item"))
+        stored_audio = self._check_item(item, "item")
+        index = self._insert_position(event.get("previous_item_id"))
         previous = self.items[index - 1]["id"] if index > 0 else None
-        item.setdefault("id", new_id("item"))
-        item.setdefault("object", "realtime.item")
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            item["id"] = new_id("item")
+        elif any(existing["id"] == item["id"] for existing in self.items):
+            raise ProtocolError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
+        item["object"] = "realtime.item"
         item["status"] = "completed"
         if stored_audio is not None:
             self.item_audio[item["id"]] = stored_audio
+        if item["type"] == "function_call":
+            self.call_ids.add(item["call_id"])
         self.items.insert(index, item)
-        return [self.event("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)),
-                self.event("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item))]
+        return Outcome(events=[
+            self.event("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)),
+            self.event("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item))])
 
-    def _validate_item(self, item: dict[str, Any]) -> bytes | None:
-        """Check a client item; move input audio out of it (items are echoed without audio bytes)."""
-        if item["type"] == "function_call_output":
-            if not item.get("call_id") or not isinstance(item.get("output"), str):
-                raise ProtocolError("missing_required_parameter", "function_call_output needs call_id and "
-                                    "output.", "item.call_id")
+    def _check_item(self, item: Any, param: str) -> bytes | None:
+        """Validate a client item; move input audio out of it (items are echoed without audio bytes)."""
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{param}.type'.",
+                                f"{param}.type")
+        kind = item["type"]
+        if kind == "function_call_output":
+            if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
+                raise ProtocolError("missing_required_parameter", "A function_call_output needs a call_id and a "
+                                    "string output.", f"{param}.call_id")
+            if item["call_id"] not in self.call_ids:
+                raise ProtocolError("invalid_value", f"No function call with call_id '{item['call_id']}' found in "
+                                    "this session.", f"{param}.call_id")
             return None
-        if item["type"] != "message":
-            raise ProtocolError("invalid_value", f"Unsupported item type '{item['type']}'.", "item.type")
+        if kind == "function_call":
+            if not all(isinstance(item.get(k), str) for k in ("name", "call_id", "arguments")):
+                raise ProtocolError("missing_required_parameter", "A function_call needs name, call_id and "
+                                    "arguments.", f"{param}.call_id")
+            return None
+        if kind != "message":
+            raise ProtocolError("invalid_value", f"Unsupported item type '{kind[:60]}'.", f"{param}.type")
+        return self._check_message(item, param)
+
+    def _check_message(self, item: dict[str, Any], param: str) -> bytes | None:
         role, content = item.get("role"), item.get("content")
         if role not in ("user", "assistant", "system") or not isinstance(content, list) or not content:
-            raise ProtocolError("missing_required_parameter", "A message needs a role and content.",
-                                "item.content")
+            raise ProtocolError("missing_required_parameter", "A message needs a role (user, assistant or system) "
+                                "and a non-empty content list.", f"{param}.content")
         allowed = {"user": {"input_text", "input_audio", "input_image"}, "system": {"input_text"},
                    "assistant": {"output_text"}}[role]
         stored: bytes | None = None
         for i, part in enumerate(content):
+            where = f"{param}.content[{i}]"
+            if not isinstance(part, dict):
+                raise ProtocolError("invalid_value", f"Invalid '{where}': expected an object.", where)
             if role == "assistant" and part.get("type") in ("output_audio", "audio"):
-                raise ProtocolError("missing_required_parameter", "Missing required parameter: "
-                                    f"'item.content[{i}].text'.", f"item.content[{i}].text")
+                raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{where}.text'.",
+                                    f"{where}.text")
             if part.get("type") not in allowed:
-                raise ProtocolError("invalid_value", f"Invalid content type '{part.get('type')}' for a {role} "
-                                    "message.", f"item.content[{i}].type")
+                raise ProtocolError("invalid_value", f"Invalid content type '{str(part.get('type'))[:60]}' for a "
+                                    f"{role} message.", f"{where}.type")
+            if part["type"] in ("input_text", "output_text") and not isinstance(part.get("text"), str):
+                raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{where}.text'.",
+                                    f"{where}.text")
             if part["type"] == "input_audio":
-                try:
-                    stored = base64.b64decode(part.pop("audio", "") or "", validate=True)
-                except (binascii.Error, ValueError):
-                    raise ProtocolError("invalid_value", "Invalid 'audio': not valid base64.",
-                                        f"item.content[{i}].audio") from None
+                stored = _b64(part.pop("audio", None), f"{where}.audio")
                 part.setdefault("transcript", None)
         return stored
 
-    def _insert_position(self, previous_item_id: str | None) -> int:
+    def _insert_position(self, previous_item_id: Any) -> int:
         if previous_item_id is None:
             return len(self.items)
         if previous_item_id == "root":
@@ -256,35 +342,122 @@ class RealtimeSession:
         for i, existing in enumerate(self.items):
             if existing["id"] == previous_item_id:
                 return i + 1
-        raise ProtocolError("invalid_value", f"Previous item with id '{previous_item_id}' not found.",
+        raise ProtocolError("invalid_value", f"Previous item with id '{str(previous_item_id)[:80]}' not found.",
                             "previous_item_id")
 
-    def on_response_create(self, event: dict[str, Any]) -> ResponseRequest:
+    def on_conversation_item_retrieve(self, event: dict[str, Any]) -> Outcome:
+        item = copy.deepcopy(self.find_item(event.get("item_id")))
+        pcm = self.item_audio.get(item["id"])
+        for part in item.get("content") or []:
+            if part.get("type") in ("input_audio", "output_audio") and pcm is not None:
+                part["audio"] = audio.b64(pcm)
+        return Outcome(events=[self.event("conversation.item.retrieved", item=item)])
+
+    def on_conversation_item_truncate(self, event: dict[str, Any]) -> Outcome:
+        item = self.find_item(event.get("item_id"))
+        if item.get("role") != "assistant" or not any(p.get("type") == "output_audio" for p in item["content"]):
+            raise ProtocolError("invalid_value", "Only assistant messages with audio can be truncated.", "item_id")
+        if event.get("content_index") != 0:
+            raise ProtocolError("invalid_value", "content_index must be 0.", "content_index")
+        end_ms, pcm = event.get("audio_end_ms"), self.item_audio.get(item["id"], b"")
+        duration_ms = int(audio.duration_s(pcm) * 1000)
+        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or not 0 <= end_ms <= duration_ms:
+            raise ProtocolError("invalid_value", f"audio_end_ms must be between 0 and the audio's length "
+                                f"({duration_ms} ms).", "audio_end_ms")
+        keep = end_ms * audio.BYTES_PER_SECOND // 1000
+        self.item_audio[item["id"]] = pcm[: keep - keep % 2]
+        # The server drops the unheard part of the transcript; words are kept in proportion to the audio heard.
+        part = next(p for p in item["content"] if p.get("type") == "output_audio")
+        words = (part.get("transcript") or "").split()
+        part["transcript"] = " ".join(words[: round(len(words) * end_ms / duration_ms)] if duration_ms else [])
+        return Outcome(events=[self.event("conversation.item.truncated", item_id=item["id"], content_index=0,
+                                          audio_end_ms=end_ms)])
+
+    def on_conversation_item_delete(self, event: dict[str, Any]) -> Outcome:
+        item = self.find_item(event.get("item_id"))
+        self.items.remove(item)
+        self.item_audio.pop(item["id"], None)
+        return Outcome(events=[self.event("conversation.item.deleted", item_id=item["id"])])
+
+    # -- responses ----------------------------------------------------------------------------------------------
+
+    def on_response_create(self, event: dict[str, Any]) -> Outcome:
         params = event.get("response") or {}
-        if self.active_response_id is not None:
+        session_config.check_response_params(params)
+        in_conversation = params.get("conversation", "auto") != "none"
+        active = self.default_response
+        if in_conversation and active is not None:
             raise ProtocolError("conversation_already_has_active_response",
-                                f"Conversation already has an active response in progress: "
-                                f"{self.active_response_id}. Wait until the response is finished before "
-                                "creating a new one.")
-        response_id = new_id("resp")
-        self.active_response_id = response_id
+                                f"Conversation already has an active response in progress: {active.id}. Wait until "
+                                "the response is finished before creating a new one.")
+        context = self._context(params["input"]) if "input" in params else list(self.items)
+        state = self._start_response(params, context, in_conversation, event.get("event_id"))
+        return Outcome(start=[state])
+
+    def _context(self, items: Any) -> list[dict[str, Any]]:
+        """The custom context of a response: new items and references to existing ones."""
+        if not isinstance(items, list):
+            raise ProtocolError("invalid_value", "'response.input' must be an array of items.", "response.input")
+        context = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and item.get("type") == "item_reference":
+                context.append(self.find_item(item.get("id"), f"response.input[{i}].id"))
+                continue
+            item = copy.deepcopy(item)
+            stored = self._check_item(item, f"response.input[{i}]")
+            item.setdefault("id", new_id("item"))
+            if stored is not None:
+                self.item_audio[item["id"]] = stored
+            context.append(item)
+        return context
+
+    def _start_response(self, params: dict[str, Any], context: list[dict[str, Any]], in_conversation: bool,
+                        client_event_id: str | None) -> ResponseState:
         output_audio = deep_merge(self.session["audio"]["output"], (params.get("audio") or {}).get("output") or {})
         response = {
-            "object": "realtime.response", "id": response_id, "status": "in_progress", "status_details": None,
-            "output": [], "conversation_id": self.conversation_id,
+            "object": "realtime.response", "id": new_id("resp"), "status": "in_progress", "status_details": None,
+            "output": [], "conversation_id": self.conversation_id if in_conversation else None,
             "output_modalities": params.get("output_modalities") or self.session["output_modalities"],
             "max_output_tokens": params.get("max_output_tokens", self.session["max_output_tokens"]),
             "audio": {"output": {"format": output_audio["format"], "voice": output_audio["voice"]}},
             "usage": None, "metadata": params.get("metadata"),
         }
-        return ResponseRequest(response=response, params=params, context=list(self.items),
-                               client_event_id=event.get("event_id"))
+        state = ResponseState(response, params, context, in_conversation, client_event_id)
+        self.responses[state.id] = state
+        return state
 
-    def finish_response(self, response_id: str, output_items: list[dict[str, Any]]) -> None:
-        """Append a finished response's items to the conversation and free the response slot."""
-        self.items.extend(output_items)
-        if self.active_response_id == response_id:
-            self.active_response_id = None
+    def on_response_cancel(self, event: dict[str, Any]) -> Outcome:
+        response_id = event.get("response_id")
+        target = self.responses.get(response_id) if response_id else self.default_response
+        if target is None or target.cancel_reason is not None:
+            raise ProtocolError("response_cancel_not_active", "Cancellation failed: no active response found.")
+        target.cancel_reason = "client_cancelled"
+        return Outcome()
 
-    def instructions_for(self, request: ResponseRequest) -> str:
-        return request.params.get("instructions") or self.session.get("instructions") or ""
+    def add_output_item(self, state: ResponseState, item: dict[str, Any]) -> str | None:
+        """A response started an output item: in the default conversation it joins the conversation now.
+
+        Returns the id of the item before it (for `previous_item_id`).
+        """
+        if item["type"] == "function_call":
+            self.call_ids.add(item["call_id"])  # outputs may refer to it later, even out of band
+        if not state.in_conversation:
+            return None
+        previous = self.items[-1]["id"] if self.items else None
+        self.items.append(item)
+        return previous
+
+    def keep_output_audio(self, item_id: str, pcm: bytes) -> None:
+        self.item_audio[item_id] = pcm
+        if pcm:
+            self.voice_locked = True
+
+    def finish_response(self, state: ResponseState) -> None:
+        self.responses.pop(state.id, None)
+
+    def tools_for(self, state: ResponseState) -> tuple[list[dict[str, Any]], Any]:
+        return state.params.get("tools", self.session["tools"]), state.params.get("tool_choice",
+                                                                                  self.session["tool_choice"])
+
+    def instructions_for(self, state: ResponseState) -> str:
+        return state.params.get("instructions") or self.session.get("instructions") or ""

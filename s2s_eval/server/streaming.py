@@ -1,0 +1,192 @@
+"""Streams one response over a connection: timing, speech synthesis, cancellation, token limits and faults.
+
+The first content delta goes out exactly `first_audio_delay_ms` (+ jitter) after the `response.create` frame
+arrived, scheduled on the monotonic clock while speech is synthesised one sentence at a time in a worker thread.
+A cancel request (client `response.cancel`, or VAD barge-in) is honoured between frames: the open item ends
+`incomplete` and `response.done` says `cancelled`.
+
+Faults (see `faults.py`) and what the client sees:
+- `rate_limit`: `rate_limits.updated` with nothing left, then `error` `rate_limit_exceeded` with a retry hint,
+  and no response. (The HTTP API's code and hint; the Realtime error `type` for it is unverified.)
+- `server_error`: `response.created`, then `response.done` with status `failed` and a `server_error`.
+- `disconnect`: the socket is dropped, without a close frame, right after the first content delta.
+- `malformed`: one frame that is not JSON right after the first content delta; the response then goes on.
+- `stall`: `response.created`, then silence until the client gives up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from s2s_eval import audio
+from s2s_eval.datasets.tts import Synthesizer
+from s2s_eval.server.engines import Reply
+from s2s_eval.server.faults import Draw
+from s2s_eval.server.protocol import RealtimeSession, ResponseState
+from s2s_eval.server.responses import MessageStream, ResponseEvents, estimate_text_tokens, sentences, split_words
+
+log = logging.getLogger("s2s_eval.server")
+
+# asyncio.sleep overshoots by 1-2 ms (measurement-notes.md): sleep until this close, then spin to the deadline.
+SPIN_S = 0.002
+MALFORMED_FRAME = '{"type": "response.output_audio.delta", "delta": '
+RETRY_AFTER_S = 1.5
+
+
+async def sleep_until(deadline: float) -> None:
+    """Wait until `deadline` (time.perf_counter) to within microseconds, without blocking the loop for long."""
+    remaining = deadline - time.perf_counter()
+    if remaining > SPIN_S:
+        await asyncio.sleep(remaining - SPIN_S)
+    while time.perf_counter() < deadline:
+        pass
+
+
+class Dropped(Exception):
+    """The `disconnect` fault dropped the socket: stop streaming."""
+
+
+@dataclass
+class Wire:
+    """What a stream needs from its connection."""
+
+    send_frame: Callable[[str], Awaitable[None]]
+    drop: Callable[[], None]
+    session_id: str
+
+
+class ResponseStream:
+    def __init__(self, wire: Wire, session: RealtimeSession, state: ResponseState, reply: Reply, draw: Draw,
+                 speech: Synthesizer, delay_ms: float | None, received: float) -> None:
+        self.wire, self.session, self.state, self.reply, self.draw = wire, session, state, reply, draw
+        self.speech = speech
+        self.deadline = None if delay_ms is None else received + (delay_ms + draw.jitter_ms) / 1000
+        self.events = ResponseEvents(session, state)
+        self.content_sent = False
+        limit = state.response["max_output_tokens"]
+        self.tokens_left: float = float("inf") if limit == "inf" else float(limit)
+        self.truncated = False
+
+    async def send(self, *events: dict[str, Any]) -> None:
+        for event in events:
+            await self.wire.send_frame(json.dumps(event))
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state.cancel_reason is not None
+
+    async def run(self) -> None:
+        """Stream the whole response; always frees the session's response slot."""
+        try:
+            if self.draw.fault:
+                log.warning("fault %s: session %s sample %s response %s (attempt %d)", self.draw.fault,
+                            self.wire.session_id, self.state.sample_id, self.state.id, self.draw.attempt)
+            if self.draw.fault == "rate_limit":
+                await self.send(*self._rate_limited())
+                return
+            await self.send(*self.events.opening())
+            if self.draw.fault == "stall":
+                await asyncio.Event().wait()  # until the client gives up and the connection closes
+            if self.draw.fault == "server_error":
+                await self.send(self.events.done("failed", {"type": "failed", "error": {
+                    "type": "server_error", "code": "server_error",
+                    "message": "The server had an error while processing your request. Sorry about that!"}}))
+                return
+            await self._content()
+            await self.send(self._final())
+        except Dropped:
+            pass
+        finally:
+            self.session.finish_response(self.state)
+
+    def _rate_limited(self) -> list[dict[str, Any]]:
+        return [
+            self.session.event("rate_limits.updated", rate_limits=[
+                {"name": "requests", "limit": 5000, "remaining": 0, "reset_seconds": RETRY_AFTER_S},
+                {"name": "tokens", "limit": 40000, "remaining": 0, "reset_seconds": RETRY_AFTER_S}]),
+            self.session.event("error", error={
+                "type": "invalid_request_error", "code": "rate_limit_exceeded", "param": None,
+                "event_id": self.state.client_event_id,
+                "message": f"Rate limit reached for requests. Please try again in {RETRY_AFTER_S}s."}),
+        ]
+
+    def _final(self) -> dict[str, Any]:
+        if self.cancelled:
+            return self.events.done("cancelled", {"type": "cancelled", "reason": self.state.cancel_reason})
+        if self.truncated:
+            return self.events.done("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
+        return self.events.done()
+
+    async def _content(self) -> None:
+        if self.reply.text or self.reply.pcm:
+            message, opening = self.events.start_message()
+            await self.send(*opening)
+            await self._message(message)
+            status = "incomplete" if self.cancelled or self.truncated else "completed"
+            await self.send(*self.events.finish_message(message, status))
+        _, tool_choice = self.session.tools_for(self.state)
+        if tool_choice == "none":
+            return
+        for call in self.reply.tool_calls:
+            if self.cancelled or self.truncated:
+                return
+            await self._frames([json.dumps(e) for e in self.events.function_call(call.name, call.arguments)])
+
+    def _segments(self) -> list[tuple[str, bytes | None]]:
+        """(text, speech) pieces; speech None = synthesise that sentence when its turn comes."""
+        if not self.events.speaks:
+            return [(self.reply.text, b"")]
+        if self.reply.pcm is not None:
+            return [(self.reply.text, self.reply.pcm)]
+        return [(sentence, None) for sentence in sentences(self.reply.text)]
+
+    async def _message(self, message: MessageStream) -> None:
+        for text, pcm in self._segments():
+            if self.cancelled or self.truncated:
+                return
+            if pcm is None:
+                pcm = await asyncio.to_thread(self.speech.speech, text) if text.strip() else b""
+            text, pcm = self._within_budget(text, pcm)
+            await self._frames([json.dumps(e) for e in self.events.content_deltas(message, text, pcm)])
+
+    def _within_budget(self, text: str, pcm: bytes) -> tuple[str, bytes]:
+        """Cut a segment to the tokens left under `max_output_tokens` (then the response ends `incomplete`)."""
+        cost = estimate_text_tokens(text) + audio.duration_s(pcm) * 20
+        if cost <= self.tokens_left:
+            self.tokens_left -= cost
+            return text, pcm
+        share = max(0.0, self.tokens_left / cost) if cost else 0.0
+        self.tokens_left, self.truncated = 0, True
+        words = split_words(text, len(text.split()) or 1)
+        keep = int(len(pcm) * share)
+        return "".join(words[: int(len(words) * share)]), pcm[: keep - keep % 2]
+
+    async def _frames(self, frames: list[str]) -> None:
+        """Send serialised frames; the response's first content frame waits for the first-audio deadline."""
+        for frame in frames:
+            if self.cancelled:
+                return
+            if not self.content_sent and self.deadline is not None:
+                late_ms = (time.perf_counter() - self.deadline) * 1000
+                if late_ms > 0:
+                    log.warning("response %s: first content ready %.1f ms after its deadline", self.state.id, late_ms)
+                await sleep_until(self.deadline)
+                if self.cancelled:
+                    return
+            await self.wire.send_frame(frame)
+            if not self.content_sent:
+                self.content_sent = True
+                await self._after_first_content()
+
+    async def _after_first_content(self) -> None:
+        if self.draw.fault == "disconnect":
+            self.wire.drop()
+            raise Dropped
+        if self.draw.fault == "malformed":
+            await self.wire.send_frame(MALFORMED_FRAME)
