@@ -34,6 +34,13 @@ eval: setup
 	  else model=local; echo "MODEL not set and no OPENAI_API_KEY: using MODEL=local (the offline embedded server)"; fi; \
 	fi; \
 	run_dir="runs/$$(date -u +%Y%m%dT%H%M%SZ)-$$model-$(EVAL)"; \
+	if [ '$(EVAL)' = complexfuncbench ] && [ -n "$$S2S_DATA_DIR" ] && \
+	   [ ! -f "$$S2S_DATA_DIR/complexfuncbench/ComplexFuncBench.jsonl" ]; then \
+	  echo "no complexfuncbench/ComplexFuncBench.jsonl under $$S2S_DATA_DIR: using the project's invented fixture" \
+	    "(tests/fixtures, 7 samples; its figures say nothing about a model)." \
+	    "Run with S2S_DATA_DIR= to load the Hub instead."; \
+	  export S2S_DATA_DIR='$(abspath tests/fixtures)'; \
+	fi; \
 	$(BIN)/s2s-eval run --model "$$model" --eval '$(EVAL)' --out "$$run_dir" \
 	  $(if $(LIMIT),--limit $(LIMIT)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) && \
 	$(BIN)/s2s-eval report "$$run_dir" --out reports/index.html

@@ -65,11 +65,12 @@ class RuleGrader:
 
 def get_grader(name: str) -> Grader:
     """The grader registered under `name`."""
-    from s2s_eval.graders import big_bench_audio, big_bench_audio_judge, multichallenge
+    from s2s_eval.graders import big_bench_audio, big_bench_audio_judge, complexfuncbench, multichallenge
 
     graders: dict[str, Grader] = {"big_bench_audio": RuleGrader(big_bench_audio.grade),
                                   "big_bench_audio_judge": big_bench_audio_judge.ExtractJudgeGrader(),
-                                  "multichallenge": multichallenge.MultiChallengeGrader()}
+                                  "multichallenge": multichallenge.MultiChallengeGrader(),
+                                  "complexfuncbench": complexfuncbench.ComplexFuncBenchGrader()}
     if name not in graders:
         raise UserError(f"unknown grader {name!r}; available: {', '.join(graders)}")
     return graders[name]
