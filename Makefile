@@ -9,13 +9,15 @@ LIMIT ?=
 CONCURRENCY ?=
 MODEL ?=
 RUNS ?= $(wildcard runs/*)
+BASE ?=
+NEW ?=
 SERVE_ARGS ?=
 
 # Offline data: the shared local copies beside the checkout, unless S2S_DATA_DIR is set already.
 S2S_DATA_DIR ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
 export S2S_DATA_DIR
 
-.PHONY: setup eval test lint report serve bench clean
+.PHONY: setup eval test lint report compare serve bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@scripts/ensure-system-packages
@@ -54,6 +56,11 @@ lint: setup
 
 report: setup
 	$(BIN)/s2s-eval report $(RUNS) --out reports/index.html
+
+# Gate a run against a baseline run: exit 1 only on a significant regression beyond the thresholds.
+compare: setup
+	@test -n '$(BASE)' -a -n '$(NEW)' || { echo "usage: make compare BASE=runs/<base run> NEW=runs/<new run>"; exit 2; }
+	$(BIN)/s2s-eval compare '$(BASE)' '$(NEW)' --fail-on-regression
 
 serve: setup
 	$(BIN)/s2s-eval serve $(SERVE_ARGS)

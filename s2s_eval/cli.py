@@ -1,4 +1,4 @@
-"""The `s2s-eval` command: prepare, run, report, serve."""
+"""The `s2s-eval` command: prepare, run, report, compare, merge, serve."""
 
 from __future__ import annotations
 
@@ -19,6 +19,23 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _non_negative(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
 
 
@@ -92,7 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="build the HTML report of one or more runs")
     report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    report.add_argument("--out", type=Path, default=Path("reports/index.html"))
+    report.add_argument("--out", type=Path, default=Path("reports/index.html"),
+                        help="the HTML file; its audio goes into a folder beside it (index.html -> index_media/)")
+    report.add_argument("--no-audio", action="store_true", help="copy no audio beside the report (no players)")
+    report.add_argument("--no-input-audio", action="store_true", help="do not look up the spoken questions in "
+                        "the TTS cache")
+    report.add_argument("--data-dir", type=Path, help="local dataset folder, to find the spoken questions of runs "
+                        "that read their dataset online (default: the run's own local copy, if any)")
+
+    compare = sub.add_parser("compare", help="pair two runs' samples and test for a regression (exit 1 on one "
+                             "with --fail-on-regression)")
+    compare.add_argument("base", type=Path, metavar="BASE_RUN")
+    compare.add_argument("new", type=Path, metavar="NEW_RUN")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 when the new run regressed "
+                         "significantly beyond a threshold")
+    compare.add_argument("--max-accuracy-drop", type=_non_negative, default=5.0, metavar="PP",
+                         help="accuracy drop in percentage points tolerated (default: 5)")
+    compare.add_argument("--max-ttfa-increase-ms", type=_non_negative, default=100.0, metavar="MS",
+                         help="rise of the median time to first audio tolerated (default: 100)")
+    compare.add_argument("--alpha", type=_probability, default=0.05, help="significance level (default: 0.05)")
+    compare.add_argument("--min-pairs", type=_positive_int, default=30, help="with fewer paired samples than this "
+                         "nothing fails the gate: the comparison is flagged underpowered (default: 30)")
+    compare.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON")
 
     merge = sub.add_parser("merge", help="join shard run directories into one run")
     merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
@@ -175,9 +213,25 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from s2s_eval.reports.html import build_report
 
-    out = build_report(args.runs, args.out)
+    out = build_report(args.runs, args.out, audio=not args.no_audio, input_audio=not args.no_input_audio,
+                       data_dir=args.data_dir)
     print(f"report: {out}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from s2s_eval.reports.compare import Thresholds, compare, format_text
+    from s2s_eval.runners.journal import write_json
+
+    thresholds = Thresholds(max_accuracy_drop_pp=args.max_accuracy_drop,
+                            max_ttfa_increase_ms=args.max_ttfa_increase_ms, alpha=args.alpha,
+                            min_pairs=args.min_pairs)
+    result = compare(args.base, args.new, thresholds)
+    print(format_text(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.json, {**result.as_dict(), "thresholds": vars(thresholds)})
+    return 1 if args.fail_on_regression and result.regression else 0
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -230,8 +284,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"prepare": _prepare, "run": _run, "report": _report, "merge": _merge, "selftest": _selftest,
-                "serve": _serve}
+    handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
+                "selftest": _selftest, "serve": _serve}
     try:
         return handlers[args.command](args)
     except UserError as exc:

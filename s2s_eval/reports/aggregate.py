@@ -6,11 +6,12 @@ run has none, and one definition of accuracy and latency percentiles keeps repor
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,14 @@ import pandas as pd
 
 from s2s_eval.errors import UserError
 from s2s_eval.graders.summary import summarise
+from s2s_eval.reports import stats
+from s2s_eval.reports.conditions import Condition, VoiceAccuracy, by_voice, condition_of
 from s2s_eval.runners.journal import read_records, read_spec
 
 OVERALL = "overall"
+# Per-sample metrics ComplexFuncBench's grader reports (averaged in the summary); shown as their own columns.
+SUCCESS_METRICS = ("success", "success_rate")
+CALL_ACCURACY_METRICS = ("call_accuracy",)
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,44 @@ class Run:
     def eval_name(self) -> str:
         return str((self.spec.get("eval") or {}).get("name") or _first(self.records, "eval") or "unknown")
 
+    @property
+    def started_at(self) -> dt.datetime | None:
+        """When the run started (timezone-aware UTC), or None when its spec does not say."""
+        return parse_time(self.spec.get("started_at"))
+
+    @property
+    def concurrency(self) -> int | None:
+        """Sessions at once the run was configured with (`spec.runner.concurrency`)."""
+        value = (self.spec.get("runner") or {}).get("concurrency")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
 
 @dataclass(frozen=True)
 class Group:
-    """The records of one model on one eval, with their summary (from `summarise`)."""
+    """The records of one model on one eval, with their summary (from `summarise`) and what charts need."""
 
     label: str
     eval: str
     summary: dict[str, Any]
+    name: str = ""
+    run_index: int = 0
+    started_at: dt.datetime | None = None
+    concurrency: int | None = None
+    accuracy_ci: stats.Interval | None = None
+    ttfa_ms: tuple[float, ...] = field(default=(), repr=False)
+    condition: Condition = Condition()  # modality and perturbation: a sweep's levels are runs of one day
+    voices: tuple[VoiceAccuracy, ...] = ()  # accuracy per voice that spoke the questions
+
+    def metric(self, names: Sequence[str]) -> dict[str, Any] | None:
+        """The first of `names` the summary has a mean for (`{"mean", "n"}`), else None."""
+        metrics = self.summary.get("metrics") or {}
+        return next((metrics[n] for n in names if n in metrics), None)
+
+    @property
+    def other_metrics(self) -> dict[str, dict[str, Any]]:
+        """Summary metrics beyond accuracy and the ComplexFuncBench columns (pass@1, judge agreement, ASR WER)."""
+        shown = {*SUCCESS_METRICS, *CALL_ACCURACY_METRICS}
+        return {k: v for k, v in (self.summary.get("metrics") or {}).items() if k not in shown}
 
 
 @dataclass(frozen=True)
@@ -63,10 +99,21 @@ class SampleRow:
     target: str
     ttfa_ms: float | None
     response_text: str
+    run_index: int = 0
+    record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _first(records: list[dict[str, Any]], key: str) -> Any:
     return next((r[key] for r in records if r.get(key)), None)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An ISO time as an aware UTC datetime (naive times are taken as UTC); None when absent or unparsable."""
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
@@ -75,7 +122,12 @@ def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
         raise UserError("no run directories given: pass one or more runs/<run_id> directories")
     loaded = []
     for run_dir in map(Path, run_dirs):
-        spec = read_spec(run_dir)
+        if not run_dir.is_dir():
+            raise UserError(f"{run_dir}: no such run directory")
+        try:
+            spec = read_spec(run_dir)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{run_dir}/spec.json: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         loaded.append((run_dir, spec, list(read_records(run_dir))))
     names = [str((spec.get("model") or {}).get("name") or _first(records, "model") or run_dir.name)
              for run_dir, spec, records in loaded]
@@ -101,12 +153,18 @@ def model_labels(names: Sequence[str], run_ids: Sequence[str]) -> list[str]:
 def groups(runs: Sequence[Run]) -> list[Group]:
     """One summary per (model, eval), in run order; a run's records normally all share one eval."""
     out = []
-    for run in runs:
+    for index, run in enumerate(runs):
         by_eval: dict[str, list[dict[str, Any]]] = {}
         for record in run.records:
             by_eval.setdefault(str(record.get("eval") or run.eval_name), []).append(record)
         for eval_name, records in (by_eval or {run.eval_name: []}).items():
-            out.append(Group(run.label, eval_name, summarise(records)))
+            summary = summarise(records)
+            ttfa = tuple(float(v) for r in records if r.get("status") == "ok"
+                         for v in [(r.get("latency") or {}).get("ttfa_ms")] if isinstance(v, int | float))
+            out.append(Group(run.label, eval_name, summary, name=run.name, run_index=index,
+                             started_at=run.started_at, concurrency=run.concurrency,
+                             accuracy_ci=stats.proportion_ci(summary["correct"], summary["graded"]), ttfa_ms=ttfa,
+                             condition=condition_of(records, run.spec), voices=tuple(by_voice(records))))
     return out
 
 
@@ -176,7 +234,8 @@ def sample_rows(runs: Sequence[Run]) -> list[SampleRow]:
                 eval=_text(record.get("eval") or run.eval_name), category=_text(record.get("category")),
                 status=_text(record.get("status")), verdict=verdict(record), reason=_text(reason),
                 extracted=_text(grade.get("extracted")), target=_text(record.get("target")),
-                ttfa_ms=(record.get("latency") or {}).get("ttfa_ms"), response_text=_text(record.get("response_text")))
+                ttfa_ms=(record.get("latency") or {}).get("ttfa_ms"), response_text=_text(record.get("response_text")),
+                run_index=index, record=record)
             rows.append((row.eval, _natural(row.sample_id), index, row))
     rows.sort(key=lambda item: item[:3])
     return [row for *_, row in rows]

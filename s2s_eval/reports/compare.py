@@ -1,0 +1,289 @@
+"""Compare two runs of one eval sample by sample, and decide whether the new one regressed.
+
+Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded in both runs, with a paired
+bootstrap interval of the difference; TTFA uses a paired bootstrap of the difference in medians. A regression is a
+change that is statistically significant *and* larger than its threshold. A comparison that could not have seen a
+regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than passed as
+"no change". Differences that make the runs not comparable like for like — other samples, dataset revision, TTS
+settings, judge, turn mode — are listed as warnings beside the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s_eval.errors import UserError
+from s2s_eval.reports import stats
+from s2s_eval.runners.journal import SUMMARY, read_records, read_spec
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What counts as a regression, and how sure the test must be."""
+
+    max_accuracy_drop_pp: float = 5.0  # percentage points
+    max_ttfa_increase_ms: float = 100.0  # on the median
+    alpha: float = 0.05
+    min_pairs: int = 30
+
+
+@dataclass
+class Side:
+    """One run as compared: where it is, what it is, its records by sample id."""
+
+    run_dir: Path
+    spec: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+    complete: bool | None
+
+    @property
+    def model(self) -> str:
+        return str((self.spec.get("model") or {}).get("name") or "unknown")
+
+    @property
+    def eval(self) -> str:
+        return str((self.spec.get("eval") or {}).get("name") or "unknown")
+
+
+@dataclass
+class Metric:
+    """One compared metric: values, difference with its interval, p-value, and the verdict."""
+
+    name: str
+    pairs: int
+    base: float | None = None
+    new: float | None = None
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    regression: bool = False
+    underpowered: bool = False
+    note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    base: str
+    new: str
+    model: tuple[str, str]
+    eval: str
+    paired: int
+    only_base: list[str]
+    only_new: list[str]
+    metrics: list[Metric]
+    warnings: list[str]
+
+    @property
+    def regression(self) -> bool:
+        return any(m.regression for m in self.metrics)
+
+    @property
+    def underpowered(self) -> bool:
+        return any(m.underpowered for m in self.metrics)
+
+    @property
+    def verdict(self) -> str:
+        if self.regression:
+            return "regression"
+        return "underpowered" if self.underpowered else "no significant regression"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["only_base"] = self.only_base[:50]
+        data["only_new"] = self.only_new[:50]
+        data.update(verdict=self.verdict, regression=self.regression, underpowered=self.underpowered,
+                    n_only_base=len(self.only_base), n_only_new=len(self.only_new))
+        return data
+
+
+def load_side(run_dir: Path) -> Side:
+    """Read a run for comparison; a one-line UserError when it is not a usable run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    try:
+        spec = read_spec(run_dir)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{run_dir}/spec.json: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    records: dict[str, dict[str, Any]] = {}
+    for record in read_records(run_dir):
+        sample_id = record.get("sample_id")
+        if not isinstance(sample_id, str):
+            raise UserError(f"{run_dir}: a journal record has no sample_id; not a run journal")
+        records[sample_id] = record  # a resumed run journals each sample once; the last line wins if not
+    if not records:
+        raise UserError(f"{run_dir}: the journal holds no samples; nothing to compare")
+    complete = None
+    summary = run_dir / SUMMARY
+    if summary.exists():
+        try:
+            complete = json.loads(summary.read_text(encoding="utf-8")).get("complete")
+        except json.JSONDecodeError:
+            raise UserError(f"{summary}: not valid JSON") from None
+    return Side(run_dir, spec, records, complete)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)[:160]
+
+
+def _differs(base: dict[str, Any], new: dict[str, Any], what: str, get: Callable[[dict[str, Any]], Any]) -> str | None:
+    a, b = get(base), get(new)
+    if a == b:
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
+        shown = "; ".join(f"{k}: base {_show(a.get(k))} vs new {_show(b.get(k))}" for k in keys[:4])
+        return f"{what} differ in {', '.join(keys)} ({shown})"
+    return f"{what} differ: base {_show(a)} vs new {_show(b)}"
+
+
+def _backend(value: Any) -> dict[str, Any]:
+    """A judge or ASR description without its free-text reason (harness versions word it differently)."""
+    if not isinstance(value, dict):
+        return {"configured": False}
+    return {k: v for k, v in value.items() if k not in ("reason", "cache")}
+
+
+def mismatches(base: Side, new: Side) -> list[str]:
+    """What makes the two runs not like for like (beyond the model, which is what one usually compares)."""
+    checks: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+        ("dataset revisions", lambda s: [(s.get("dataset") or {}).get(k) for k in ("revision", "content_sha256")]),
+        ("TTS settings", lambda s: s.get("tts")),
+        ("judges", lambda s: _backend(s.get("judge"))),
+        ("ASR backends", lambda s: _backend(s.get("asr"))),
+        ("eval definitions", lambda s: {k: v for k, v in (s.get("eval") or {}).items() if k != "description"}),
+        ("turn mode, pace or protocol",
+         lambda s: [(s.get("runner") or {}).get(k) for k in ("turn_mode", "pace", "protocol")]),
+        ("attempts per sample (pass@k)", lambda s: (s.get("runner") or {}).get("trials", 1)),
+        ("output voices or modalities",
+         lambda s: [(s.get("model") or {}).get(k) for k in ("voice", "output_modalities")]),
+    ]
+    out = [m for what, get in checks if (m := _differs(base.spec, new.spec, what, get))]
+    for side, name in ((base, "base"), (new, "new")):
+        if side.complete is False:
+            out.append(f"the {name} run is incomplete (summary.json says complete: false)")
+    return out
+
+
+def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
+    graded = [(a["correct"], b["correct"]) for a, b in pairs
+              if isinstance(a.get("correct"), bool) and isinstance(b.get("correct"), bool)]
+    n = len(graded)
+    metric = Metric("accuracy", n, threshold=t.max_accuracy_drop_pp)
+    if n == 0:
+        metric.note = "not measured: no sample was graded in both runs"
+        return metric
+    both = sum(a and b for a, b in graded)
+    base_only = sum(a and not b for a, b in graded)
+    new_only = sum(b and not a for a, b in graded)
+    neither = n - both - base_only - new_only
+    ci = stats.paired_difference_ci(both, base_only, new_only, neither)
+    assert ci is not None
+    p = stats.mcnemar_exact(base_only, new_only)
+    drop = max(0.0, -ci.estimate)
+    discordant = (base_only + new_only) / n
+    power = stats.mcnemar_power(n, discordant, t.max_accuracy_drop_pp / 100)
+    metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
+    metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
+    # Below --min-pairs nothing fails the gate, however small p is: a handful of samples is a smoke test.
+    metric.regression = (n >= t.min_pairs and ci.estimate < 0 and p < t.alpha
+                         and drop * 100 > t.max_accuracy_drop_pp)
+    metric.details = {"both_right": both, "right_only_in_base": base_only, "right_only_in_new": new_only,
+                      "both_wrong": neither, "power": round(power, 3),
+                      "pairs_needed": stats.pairs_needed(discordant, t.max_accuracy_drop_pp / 100)}
+    if n < t.min_pairs:
+        metric.underpowered = True
+        metric.note = f"underpowered: only {n} pairs (fewer than --min-pairs {t.min_pairs})"
+    elif not metric.regression and power < 0.8:
+        metric.underpowered = True
+        metric.note = (f"underpowered: {n} pairs give {power:.0%} power to detect a {t.max_accuracy_drop_pp:g} pp "
+                       f"drop; about {metric.details['pairs_needed']:,} are needed")
+    return metric
+
+
+def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
+    def ttfa(r: dict[str, Any]) -> float | None:
+        value = (r.get("latency") or {}).get("ttfa_ms") if r.get("status") == "ok" else None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    measured = [(a, b) for a, b in ((ttfa(x), ttfa(y)) for x, y in pairs) if a is not None and b is not None]
+    metric = Metric("ttfa_p50_ms", len(measured), threshold=t.max_ttfa_increase_ms)
+    ci = stats.paired_quantile_difference([a for a, _ in measured], [b for _, b in measured])
+    if ci is None:
+        metric.note = "not measured: fewer than two samples have a TTFA in both runs"
+        return metric
+    metric.base = float(np.median([a for a, _ in measured]))
+    metric.new = float(np.median([b for _, b in measured]))
+    metric.difference, metric.low, metric.high = ci.estimate, ci.low, ci.high
+    metric.regression = len(measured) >= t.min_pairs and ci.low > 0 and ci.estimate > t.max_ttfa_increase_ms
+    if len(measured) < t.min_pairs:
+        metric.underpowered = True
+        metric.note = f"underpowered: only {len(measured)} pairs (fewer than --min-pairs {t.min_pairs})"
+    elif not metric.regression and ci.high > t.max_ttfa_increase_ms:
+        metric.underpowered = True
+        metric.note = (f"underpowered: the 95% interval reaches {ci.high:+,.0f} ms, past the "
+                       f"{t.max_ttfa_increase_ms:g} ms threshold; more samples would tell")
+    return metric
+
+
+def compare(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None) -> Comparison:
+    """Pair the two runs' samples and test accuracy and TTFA; raises UserError when they cannot be compared."""
+    t = thresholds or Thresholds()
+    base, new = load_side(base_dir), load_side(new_dir)
+    if base.eval != new.eval:
+        raise UserError(f"base is a {base.eval} run and new a {new.eval} run; compare two runs of one eval")
+    common = [i for i in base.records if i in new.records]
+    if not common:
+        raise UserError(f"{base.run_dir} and {new.run_dir} share no sample id; nothing to pair")
+    pairs = [(base.records[i], new.records[i]) for i in common]
+    only_base = [i for i in base.records if i not in new.records]
+    only_new = [i for i in new.records if i not in base.records]
+    warnings = mismatches(base, new)
+    if only_base or only_new:
+        warnings.insert(0, f"mismatched subsets: {len(only_base)} sample(s) only in base, {len(only_new)} only in "
+                           f"new; only the {len(common)} in both are compared")
+    return Comparison(str(base.run_dir), str(new.run_dir), (base.model, new.model), base.eval, len(common),
+                      only_base, only_new, [_accuracy(pairs, t), _ttfa(pairs, t)], warnings)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def format_text(c: Comparison) -> str:
+    """The human-readable comparison: what was compared, each metric, warnings, verdict."""
+    lines = [f"compare {c.eval}: base {c.base} ({c.model[0]}) → new {c.new} ({c.model[1]})",
+             f"paired samples: {c.paired:,}" + (f" ({len(c.only_base):,} only in base, {len(c.only_new):,} only in "
+                                                 f"new)" if c.only_base or c.only_new else "")]
+    for m in c.metrics:
+        if m.difference is None:
+            lines.append(f"{m.name}: {m.note}")
+            continue
+        if m.name == "accuracy":
+            d = m.details
+            line = (f"accuracy: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
+                    f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, "
+                    f"{d['right_only_in_base']} right only in base, {d['right_only_in_new']} only in new; "
+                    f"n={m.pairs:,})")
+            limit = f"{m.threshold:g} pp"
+        else:
+            line = (f"TTFA p50: {m.base:,.0f} → {m.new:,.0f} ms ({m.difference:+,.0f} ms, 95% CI {m.low:+,.0f} to "
+                    f"{m.high:+,.0f}; n={m.pairs:,})")
+            limit = f"{m.threshold:g} ms"
+        status = (f"REGRESSION beyond {limit}" if m.regression else m.note or f"no significant regression beyond "
+                  f"{limit}")
+        lines.append(f"{line} — {status}")
+    for warning in c.warnings:
+        lines.append(f"warning: {warning}")
+    lines.append(f"verdict: {c.verdict}")
+    return "\n".join(lines)
