@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from s2s_eval import __version__
 from s2s_eval.errors import UserError
@@ -59,6 +60,13 @@ def _levels(text: str) -> list[int]:
     return levels
 
 
+def _float_levels(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected numbers separated by commas, e.g. 30,20,10") from None
+
+
 def _ids(text: str) -> list[str]:
     return [i.strip() for i in text.split(",") if i.strip()]
 
@@ -78,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = sub.add_parser("prepare", help="synthesise the spoken questions of an eval into the audio cache")
     _add_data_options(prepare)
+    prepare.add_argument("--tts", help="TTS engine instead of the eval's: espeak (espeak-ng), edge (edge-tts), openai")
+    prepare.add_argument("--voice", help="TTS voice instead of the eval's (and its voice mix)")
 
     run = sub.add_parser("run", help="run an eval against a model profile")
     run.add_argument("--model", required=True, help="profile name in runners/ (e.g. gpt-realtime, local)")
@@ -106,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
                      "and rate-limited failures (fatal ones are never retried)")
     run.add_argument("--seed", type=int, default=0, help="seed for retry jitter")
     run.add_argument("--shard", type=_shard, help="run shard K of N (e.g. 2/4); join shards with `merge`")
+
+    sweep = sub.add_parser("sweep", help="run one eval once per perturbation level, then report them together")
+    sweep.add_argument("--model", required=True, help="profile name in runners/ (e.g. gpt-realtime, local)")
+    _add_data_options(sweep)
+    sweep.add_argument("--perturb", required=True, choices=("noise", "rate", "packet_loss"), help="what to vary")
+    sweep.add_argument("--levels", required=True, type=_float_levels, help="comma-separated: SNR in dB (noise), "
+                       "tempo factor (rate), percent of 20 ms packets lost (packet_loss); e.g. 30,20,10")
+    sweep.add_argument("--noise", choices=("white", "pink", "babble"), default="white", help="noise kind")
+    sweep.add_argument("--perturb-seed", type=int, default=0, help="seed of the noise and loss draws")
+    sweep.add_argument("--concurrency", type=_positive_int, help="sessions at once (default: the profile's)")
+    sweep.add_argument("--url", help="point the profile at another endpoint")
+    sweep.add_argument("--out", type=Path, help="folder of the runs, one per level (default: "
+                       "runs/<time>-sweep-<model>-<eval>-<kind>)")
+    sweep.add_argument("--report", type=Path, help="the report (default: reports/<the --out folder's name>.html)")
 
     report = sub.add_parser("report", help="build the HTML report of one or more runs")
     report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -174,17 +198,31 @@ def build_parser() -> argparse.ArgumentParser:
 def _prepare(args: argparse.Namespace) -> int:
     from s2s_eval.datasets import load_samples, select
     from s2s_eval.datasets.spec import load_eval
-    from s2s_eval.datasets.tts import Synthesizer
+    from s2s_eval.datasets.tts_input import InputAudio
+    from s2s_eval.graders.asr import load_transcriber
     from s2s_eval.runners.run import default_data_dir, texts_to_speak
 
     spec = load_eval(args.eval)
+    if args.tts or args.voice:
+        tts = spec.tts.model_copy(update={"engine": args.tts or spec.tts.engine, "voice": args.voice or spec.tts.voice,
+                                          "voices": () if args.voice else spec.tts.voices})
+        spec = spec.model_copy(update={"tts": tts})
+    speech = InputAudio(spec)  # an unknown engine or voice label stops here, before the dataset loads
     samples, _ = load_samples(spec, args.data_dir or default_data_dir())
     selected = select(samples, args.ids, args.limit)
-    synth = Synthesizer(spec.tts)
-    texts = texts_to_speak(selected, spec)
-    made = synth.prepare(texts)
-    print(f"{len(texts)} clips ready for {len(selected)} samples ({made} synthesised, {len(texts) - made} from "
-          f"the cache) in {synth.root}")
+
+    async def prepare() -> Any:
+        transcriber = load_transcriber()
+        try:
+            return await speech.prepare(selected, lambda s: texts_to_speak([s], spec), transcriber)
+        finally:
+            if transcriber is not None:
+                await transcriber.aclose()
+
+    done = asyncio.run(prepare())
+    excluded = f", {len(done.excluded)} samples fail verification" if done.excluded else ""
+    print(f"{done.clips} clips ready for {len(selected)} samples ({done.synthesized} synthesised, "
+          f"{done.clips - done.synthesized} from the cache{excluded}) in {speech.cache_root / 'audio'}")
     return 0
 
 
@@ -208,6 +246,28 @@ def _run(args: argparse.Namespace) -> int:
           f"cost {'not measured' if cost is None else f'${cost:.4f}'}")
     # A run whose every sample failed is a failure (a nightly job must notice), however complete its journal.
     return 0 if summary.get("complete") and (counts["ok"] or not counts["total"]) else 1
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from s2s_eval.reports.html import build_report
+    from s2s_eval.runners.run import RunOptions
+    from s2s_eval.runners.sweep import SweepLevel, sweep, sweep_dir
+
+    base = RunOptions(model=args.model, eval=args.eval, limit=args.limit, ids=args.ids, concurrency=args.concurrency,
+                      url=args.url, data_dir=args.data_dir)
+    out = args.out or sweep_dir(base, args.perturb)
+
+    def said(level: SweepLevel) -> None:
+        counts, accuracy = level.summary["counts"], level.summary["accuracy"]
+        print(f"{args.perturb} {level.level:g}: {level.run_dir}: {counts['total']} samples, {counts['error']} errors, "
+              f"accuracy {'not measured' if accuracy is None else f'{accuracy:.1%}'}", flush=True)
+
+    levels = asyncio.run(sweep(base, args.perturb, args.levels, out, noise=args.noise, seed=args.perturb_seed,
+                               on_level=said))
+    report = build_report([level.run_dir for level in levels], args.report or Path("reports") / f"{out.name}.html")
+    print(f"report: {report}")
+    ok = all(level.summary.get("complete") and level.summary["counts"]["ok"] for level in levels)
+    return 0 if ok else 1
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -285,7 +345,7 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
-                "selftest": _selftest, "serve": _serve}
+                "selftest": _selftest, "serve": _serve, "sweep": _sweep}
     try:
         return handlers[args.command](args)
     except UserError as exc:

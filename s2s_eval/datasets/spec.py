@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from s2s_eval import registry
+from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.tts import TTSSettings
 
 
@@ -21,6 +22,9 @@ class EvalSpec(BaseModel):
     subset: str | None = None  # a subset the adapter defines (MultiChallenge: audio, all); None = the adapter's default
     instructions: str = ""
     tts: TTSSettings = TTSSettings()
+    # "official": the dataset's published recordings instead of TTS (Big Bench Audio: source.official_audio).
+    audio_source: Literal["tts", "official"] = "tts"
+    perturb: Perturbation | None = None  # applied on top of every spoken clip (the `sweep` command sets its level)
     # Multi-turn evals: prior user turns are replayed as spoken audio items ("audio") or as text; prior assistant
     # turns are always text (a client cannot create assistant audio).
     history_user: Literal["audio", "text"] = "audio"

@@ -1,69 +1,70 @@
 """Text-to-speech behind one interface, with a content-addressed cache of 24 kHz mono PCM16 clips.
 
-A clip's cache key is the hash of everything that changes its sound: text, engine, engine version, voice and
-rate. The same key always maps to the same file, so repeat runs, the runner and the embedded server share clips.
+A clip's cache key is the hash of everything that changes its sound: text, engine, engine version, voice, rate
+and any engine-specific identity (an endpoint's URL). The same key always maps to the same file, so repeat runs,
+the runner and the embedded server share clips. Beside each clip, `<key>.json` records what it was spoken with.
+
+The engines live in `tts_engines.py`; how a sample's input audio is chosen (voice mix, official recordings,
+round-trip verification, perturbations) in `tts_input.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from s2s_eval import audio, paths
-from s2s_eval.errors import UserError
+from s2s_eval.datasets.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, canonical_engine
+
+__all__ = ["ENGINES", "EdgeEngine", "EspeakEngine", "Synthesizer", "TTSSettings", "Verification", "spoken_form"]
 
 
-@dataclass(frozen=True)
-class TTSSettings:
-    """What a clip is spoken with. `rate` is in words per minute."""
+class Verification(BaseModel):
+    """Round-trip check of synthesised clips: on when the eval spec enables it and a transcription backend is
+    configured (`S2S_ASR_*`). Opt-in per eval, because it can change which samples a run holds: a backend set up
+    to measure the models' output must not silently shrink the sample set of every eval.
 
+    A clip fails when the WER of its transcription against the text it speaks exceeds `max_wer`. A failed sample
+    is spoken again with the next voice of the mix (then `fallback_voices`) until one passes (`resynthesize`); if
+    none does, or with `exclude`, the sample is left out of the run and listed in `spec.json`; `keep` only flags.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = False
+    max_wer: float = Field(default=0.1, ge=0.0)
+    on_fail: Literal["resynthesize", "exclude", "keep"] = "resynthesize"
+    fallback_voices: tuple[str, ...] = ()
+
+
+class TTSSettings(BaseModel):
+    """How an eval's text is spoken: `engine`, `voice`, `rate` (words per minute) of one clip, plus the eval-wide
+    voice mix (`voices`: each sample is spoken by one of them, chosen by a hash of `seed` and the sample id) and the
+    round-trip `verify` settings. A voice in `voices` may name another engine as `engine:voice`
+    (`edge-tts:en-US-AriaNeural`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
     engine: str = "espeak-ng"
     voice: str = "en-us"
-    rate: int = 175
+    rate: int = Field(default=175, gt=0)
+    voices: tuple[str, ...] = ()
+    seed: int = 0
+    verify: Verification = Verification()
 
-
-class EspeakEngine:
-    """espeak-ng through its command line (offline; formant synthesis, robotic but intelligible)."""
-
-    name = "espeak-ng"
-
-    def __init__(self) -> None:
-        binary = shutil.which("espeak-ng")
-        if binary is None:
-            raise UserError("espeak-ng is not installed; install it with `sudo apt-get install espeak-ng` "
-                            "(or run `make setup`)")
-        self.binary = binary
-
-    @functools.cached_property
-    def version(self) -> str:
-        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=True).stdout
-        match = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
-        return match.group(1) if match else out.strip()
-
-    def synthesize(self, text: str, settings: TTSSettings) -> bytes:
-        """Speak `text`; return 24 kHz mono PCM16. Safe to call from several threads at once."""
-        # Text goes through stdin, not argv: no length limit, and a text starting with "-" is not an option.
-        done = subprocess.run(
-            [self.binary, "-v", settings.voice, "-s", str(settings.rate), "--stdout"],
-            input=text.encode("utf-8"), capture_output=True, timeout=120,
-        )
-        if done.returncode != 0 or not done.stdout:
-            message = done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"
-            raise UserError(f"espeak-ng failed for voice {settings.voice!r}: {message}")
-        return audio.decode_to_pcm16(done.stdout)
-
-
-ENGINES = {"espeak-ng": EspeakEngine, "espeak": EspeakEngine}
+    def for_voice(self, label: str) -> TTSSettings:
+        """These settings speaking with one voice of the mix (`voice` or `engine:voice`)."""
+        engine, colon, voice = label.partition(":")
+        if colon:
+            return self.model_copy(update={"engine": canonical_engine(engine), "voice": voice})
+        return self.model_copy(update={"voice": label})
 
 
 def spoken_form(text: str) -> str:
@@ -76,18 +77,19 @@ def spoken_form(text: str) -> str:
 
 
 class Synthesizer:
-    """Speaks texts with one engine and settings, through the on-disk cache."""
+    """Speaks texts with one engine, voice and rate, through the on-disk cache."""
 
-    def __init__(self, settings: TTSSettings, cache_root: Path | None = None) -> None:
-        if settings.engine not in ENGINES:
-            raise UserError(f"unknown TTS engine {settings.engine!r}; choose one of {', '.join(sorted(ENGINES))}")
-        self.settings = settings
-        self.engine = ENGINES[settings.engine]()
+    def __init__(self, settings: TTSSettings, cache_root: Path | None = None, engine: Engine | None = None) -> None:
+        name = canonical_engine(settings.engine)
+        self.settings = settings.model_copy(update={"engine": name})
+        self.engine: Engine = engine if engine is not None else ENGINES[name]()
         self.root = (cache_root or paths.cache_dir()) / "audio"
 
-    def describe(self) -> dict[str, str | int]:
-        """The settings and engine version, as recorded in a run's spec."""
-        return {**asdict(self.settings), "engine_version": self.engine.version, "sample_rate": audio.SAMPLE_RATE}
+    def describe(self) -> dict[str, Any]:
+        """What a clip is spoken with (engine, voice, rate, engine version, ...), as recorded in a run's spec."""
+        base = {"engine": self.settings.engine, "voice": self.settings.voice, "rate": self.settings.rate,
+                "engine_version": self.engine.version, "sample_rate": audio.SAMPLE_RATE}
+        return {**base, **self.engine.identity()}
 
     def key(self, text: str) -> str:
         payload = json.dumps({"text": text, **self.describe()}, sort_keys=True, ensure_ascii=False)
@@ -101,23 +103,34 @@ class Synthesizer:
         return self.path(text).exists()
 
     def speech(self, text: str) -> bytes:
-        """The clip for `text`: from the cache, or synthesised and stored."""
+        """The clip for `text`: from the cache, or synthesised and stored. Thread-safe."""
         path = self.path(text)
         if path.exists():
             return audio.read_wav(path)
+        self.engine.check()
         pcm = self.engine.synthesize(text, self.settings)
         audio.write_wav(path, pcm)
+        _write_sidecar(path.with_suffix(".json"), {"text": text, **self.describe()})
         return pcm
 
     def prepare(self, texts: list[str], workers: int | None = None, progress: bool = True) -> int:
-        """Synthesise every text not yet cached, on all cores; return how many were synthesised."""
+        """Synthesise every text not yet cached, in parallel (all cores for espeak-ng); return how many."""
         missing = sorted({t for t in texts if not self.cached(t)})
         if not missing:
             return 0
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        self.engine.check()  # an unreachable service is one line here, not one failure per clip
+        with ThreadPoolExecutor(max_workers=workers or self.engine.max_workers) as pool:
             done = pool.map(self.speech, missing)
-            for _ in tqdm(done, total=len(missing), desc=f"TTS ({self.settings.engine})", unit="clip",
-                          disable=not progress):
+            for _ in tqdm(done, total=len(missing), desc=f"TTS ({self.settings.engine} {self.settings.voice})",
+                          unit="clip", disable=not progress):
                 pass
         return len(missing)
 
+
+def _write_sidecar(path: Path, facts: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(facts, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from s2s_eval import __version__, audio, paths, pricing
 from s2s_eval.datasets import Sample, load_samples, select
+from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
-from s2s_eval.datasets.tts import Synthesizer
+from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import UserError
 from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, asr, get_grader
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, load_judge
@@ -76,6 +77,7 @@ class RunOptions:
     trials: int = 1  # independent tries per sample (--attempts K): the record says pass@k and pass@1
     seed: int = 0
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
+    perturb: Perturbation | None = None  # replaces the eval's perturbation (the `sweep` command sets one per level)
 
     @property
     def effective_pace(self) -> Pace:
@@ -192,7 +194,7 @@ class _Context:
     spec: EvalSpec
     options: RunOptions
     transport: Transport
-    synth: Synthesizer
+    synth: InputAudio
     journal: Journal
     grader: Grader
     grading: GradeContext
@@ -340,8 +342,9 @@ def texts_to_speak(samples: list[Sample], spec: EvalSpec, input_modality: str = 
 async def _speech(sample: Sample, ctx: _Context) -> _Speech:
     if ctx.options.input_modality == "text":  # text→speech / text→text: the same items, typed instead of spoken
         return _Speech(None, {})
-    question = await asyncio.to_thread(ctx.synth.speech, sample.prompt_text)
-    history = {text: await asyncio.to_thread(ctx.synth.speech, text) for text in spoken_history(sample, ctx.spec)}
+    question = await asyncio.to_thread(ctx.synth.speech, sample, sample.prompt_text)
+    history = {text: await asyncio.to_thread(ctx.synth.speech, sample, text)
+               for text in spoken_history(sample, ctx.spec)}
     return _Speech(question, history)
 
 
@@ -374,6 +377,8 @@ async def _run_sample(sample: Sample, ctx: _Context) -> dict[str, Any]:
         await asyncio.to_thread(audio.write_wav, ctx.journal.run_dir / output_audio, spoken)
     record = build_record(sample, ctx.profile, result, grade, output_audio)
     record["modality"] = {"input": ctx.options.input_modality, "output": "+".join(ctx.profile.output_modalities)}
+    if ctx.options.input_modality == "audio":
+        record.update(ctx.synth.record(sample))  # voice, tts and perturbation of the spoken question
     if result.machine.error is None:  # does the model's transcript say what its audio says?
         consistency = await asr.measure_consistency(ctx.grading.transcriber, spoken or None, record["response_text"])
         record["asr"] = consistency.as_dict()
@@ -415,7 +420,7 @@ async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
         bar.close()
 
 
-def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict[str, Any], synth: Synthesizer,
+def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict[str, Any], synth: InputAudio,
           options: RunOptions, n_selected: int, judge: Judge | None,
           transcriber: asr.Transcriber | None) -> dict[str, Any]:
     local = profile.provider == "local" and not options.url
@@ -425,6 +430,7 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
         "model": profile.public(),
         "endpoint": "embedded server (loopback)" if local else endpoint(profile, options.url),
         "eval": spec.public(), "dataset": source, "tts": synth.describe(),
+        "perturbation": synth.perturbation_facts(), "tts_verification": synth.verification_summary,
         "judge": judge.describe() if judge else {"configured": False, "reason": NOT_CONFIGURED},
         "asr": transcriber.describe() if transcriber else {"configured": False, "reason": asr.NOT_CONFIGURED},
         "runner": {"concurrency": profile.concurrency, "turn_mode": options.turn_mode,
@@ -443,6 +449,8 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
     """Run an eval; return the run directory and its summary."""
     profile = effective_profile(options)
     spec = load_eval(options.eval)
+    if options.perturb is not None:
+        spec = spec.model_copy(update={"perturb": options.perturb})
     if options.input_modality == "text" and options.turn_mode == "vad":
         raise UserError("--input text needs --turn-mode manual: there is no speech for the server to detect")
     if profile.provider != "local" or options.url:
@@ -455,10 +463,18 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
     done = _check_resumable(journal, options)
     todo = [s for s in selected if s.sample_id not in done]
 
-    synth = Synthesizer(spec.tts)
-    synth.prepare(texts_to_speak(todo, spec, options.input_modality), progress=options.progress)
-    judge = load_judge()  # None unless S2S_JUDGE_* is set: judged evals then record "not judged" with the reason
     transcriber = asr.load_transcriber()  # None unless S2S_ASR_* is set: ASR consistency is then "not measured"
+    synth = InputAudio(spec, keep_dir=journal.run_dir if options.save_audio else None)
+    try:  # with a transcriber, clips are verified by transcribing them back; failing samples are left out
+        prepared = await synth.prepare(todo if options.input_modality == "audio" else [],
+                                       lambda s: texts_to_speak([s], spec), transcriber, progress=options.progress)
+    except BaseException:
+        if transcriber is not None:
+            await transcriber.aclose()
+        raise
+    selected = [s for s in selected if s.sample_id not in prepared.excluded]
+    todo = [s for s in todo if s.sample_id not in prepared.excluded]
+    judge = load_judge()  # None unless S2S_JUDGE_* is set: judged evals then record "not judged" with the reason
     run_spec = read_spec(journal.run_dir) if done else _spec(journal, profile, spec, source, synth, options,
                                                               len(selected), judge, transcriber)
     if done:
