@@ -80,6 +80,13 @@ def test_mismatches_are_flagged(tmp_path: Path) -> None:
     assert "mismatched subsets: 50 sample(s) only in base, 0 only in new" in text
     assert "dataset revisions differ" in text and "TTS settings differ" in text and "judges differ" in text
     assert result.paired == 250 and len(result.only_base) == 50
+    # A run heard through noise, or typed, is not the same measurement as a clean spoken one.
+    spec = json.loads((new / "spec.json").read_text())
+    spec["perturbation"] = {"kind": "noise", "level": 10.0, "unit": "dB SNR", "noise": "white", "seed": 0}
+    spec["runner"]["input_modality"] = "text"
+    (new / "spec.json").write_text(json.dumps(spec))
+    text = "\n".join(compare(base, new, Thresholds()).warnings)
+    assert "input perturbations differ" in text and "input modalities differ" in text
 
 
 def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:

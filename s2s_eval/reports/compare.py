@@ -167,6 +167,8 @@ def mismatches(base: Side, new: Side) -> list[str]:
         ("attempts per sample (pass@k)", lambda s: (s.get("runner") or {}).get("trials", 1)),
         ("output voices or modalities",
          lambda s: [(s.get("model") or {}).get(k) for k in ("voice", "output_modalities")]),
+        ("input modalities", lambda s: (s.get("runner") or {}).get("input_modality", "audio")),
+        ("input perturbations", lambda s: s.get("perturbation")),
     ]
     out = [m for what, get in checks if (m := _differs(base.spec, new.spec, what, get))]
     for side, name in ((base, "base"), (new, "new")):
