@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,34 +38,11 @@ from s2s_eval.runners.client import Transport, run_session  # noqa: E402
 from s2s_eval.runners.profile import load_profile  # noqa: E402
 from s2s_eval.runners.run import session_update  # noqa: E402
 from s2s_eval.runners.session import SessionMachine, SessionPlan, UserTurn  # noqa: E402
-from tests.servers import write_script  # noqa: E402
+from tests.servers import serve_subprocess, write_script  # noqa: E402
 
 QUESTION = "Which is larger, the Moon or the Earth? Answer briefly."  # about 3.4 s with the default voice
 ANSWER = "The Earth is larger."
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def server_process(*args: str, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `s2s-eval serve --port 0 ARGS...` with stderr to `log`; yield its URL and process; stop it afterwards.
-
-    Like `tests.servers.serve_process`, but the process is needed here for its /proc figures.
-    """
-    command = [sys.executable, "-m", "s2s_eval", "serve", "--port", "0", "--ready-json", *args]
-    with log.open("ab") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"serve did not start (exit {process.wait(10)}); see {log}")
-            yield json.loads(line)["url"], process
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def cpu_s(pid: int | str) -> float:
@@ -160,7 +133,7 @@ def main() -> None:
         # Twice N: a wave's closing sessions may still be counted when the next wave connects.
         serve_args = ["--engine", "scripted", "--script", str(script), "--max-sessions", str(2 * args.sessions),
                       "--first-audio-delay-ms", str(args.delay_ms), "--stamp-send-time"]
-        with server_process(*serve_args, log=log) as (url, process):
+        with serve_subprocess(*serve_args, log=log) as (url, process):
             print(f"{args.sessions} sessions x {args.rounds} rounds (ramp {args.ramp_s:g} s), {args.upload} upload "
                   f"of {len(pcm) / 48_000:.1f} s of speech, first-audio delay {args.delay_ms:g} ms, no compression, "
                   f"server pid {process.pid}\n")

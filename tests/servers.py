@@ -11,25 +11,33 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
+def serve_subprocess(*args: str, log: Path | None = None,
+                     env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `s2s-eval serve --port 0 ARGS...` (stderr to `log`); yield its ws:// URL and process; stop it after."""
+    command = [sys.executable, "-m", "s2s_eval", "serve", "--port", "0", "--ready-json", *args]
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line:
+                detail = f": {log.read_text(errors='replace')}" if log else ""
+                raise RuntimeError(f"serve did not start (exit {process.wait(10)}){detail}")
+            yield json.loads(line)["url"], process
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.contextmanager
 def serve_process(*args: str, log: Path | None = None) -> Iterator[str]:
     """Run `s2s-eval serve --port 0 ARGS...`; yield its ws:// URL; stop it afterwards."""
-    command = [sys.executable, "-m", "s2s_eval", "serve", "--port", "0", "--ready-json", *args]
-    stderr = log.open("ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"serve did not start (exit {process.wait(10)})")
-        yield json.loads(line)["url"]
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if log:
-            stderr.close()  # type: ignore[union-attr]
+    with serve_subprocess(*args, log=log) as (url, _):
+        yield url
 
 
 def write_script(path: Path, lines: list[dict]) -> Path:

@@ -15,8 +15,6 @@ import binascii
 import contextlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from s2s_eval.server import API_KEY_ENV
 from s2s_eval.server.protocol import SUPPORTED_EVENTS
 from s2s_eval.server.session_config import SESSION_FIELDS, VOICES
 from tests.conftest import TIMING_SCALE
+from tests.servers import serve_subprocess
 from tests.test_server_sdk import MANUAL_SESSION, SERVER_EVENT
 
 RECV_TIMEOUT_S = 10.0 * TIMING_SCALE
@@ -316,22 +315,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         pytest.skip("needs /proc to read the server's memory")
     log = tmp_path / "server.log"
     env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
-    with log.open("wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "s2s_eval", "serve", "--port", "0", "--ready-json",
-                                    "--engine", "echo"], stdout=subprocess.PIPE, stderr=stderr, env=env)
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"serve did not start (exit {process.wait(10)}): {log.read_text()}")
-            yield Server(json.loads(line)["url"], process.pid, log)
-            assert process.poll() is None, "the server process died"
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with serve_subprocess("--engine", "echo", log=log, env=env) as (url, process):
+        yield Server(url, process.pid, log)
+        assert process.poll() is None, "the server process died"
 
 
 class Session:

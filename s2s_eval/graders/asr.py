@@ -16,12 +16,10 @@ Transcriptions are cached under `<cache dir>/asr/` by (audio SHA-256, model, lan
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,13 +28,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import soundfile as sf
 
-from s2s_eval import paths
 from s2s_eval.audio import SAMPLE_RATE
-from s2s_eval.graders.endpoint import EndpointConfig, describe_error
-from s2s_eval.graders.response_cache import ResponseCache, request_key
+from s2s_eval.graders.endpoint import EndpointClient, EndpointConfig, describe_error
+from s2s_eval.graders.response_cache import request_key
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+    pass
 
 __all__ = ["ENV_PREFIX", "NORMALISATION", "NOT_CONFIGURED", "AsrConfig", "Consistency", "Transcriber", "Transcription",
            "load_transcriber", "measure_consistency", "normalise_for_wer", "word_error_rate"]
@@ -201,27 +198,14 @@ def _audio_file(audio: bytes | str | Path) -> tuple[str, bytes] | None:
     return ("output.wav", _wav_bytes(pcm)) if len(pcm) >= 2 else None
 
 
-class Transcriber:
+class Transcriber(EndpointClient):
     """A transcription backend over one endpoint. Share it between the tasks of one event loop; close it with
     `aclose()` (or `async with`)."""
 
+    config: AsrConfig
+
     def __init__(self, config: AsrConfig, *, cache_dir: Path | None = None) -> None:
-        self.config = config
-        self._cache = ResponseCache((cache_dir or paths.cache_dir()) / "asr")
-        self._client: AsyncOpenAI | None = None
-        self._semaphore = asyncio.Semaphore(config.concurrency)
-        self._stats: Counter[str] = Counter()
-
-    async def __aenter__(self) -> Transcriber:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        super().__init__(config, cache_dir, "asr")
 
     def describe(self) -> dict[str, Any]:
         """What goes into a run's `spec.json`: endpoint (no credentials), model, language, normalisation."""
@@ -276,10 +260,6 @@ class Transcriber:
         result = word_error_rate(model_transcript or "", transcription.text)
         return Consistency(**{**result.as_dict(), "cached": transcription.cached})
 
-    def _get_client(self) -> AsyncOpenAI:
-        if self._client is None:
-            self._client = self.config.client()
-        return self._client
 
 
 async def measure_consistency(transcriber: Transcriber | None, audio: bytes | str | Path | None,

@@ -11,21 +11,26 @@ which is the project's classify-before-retrying rule.
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from s2s_eval import paths
 from s2s_eval.errors import UserError
+from s2s_eval.graders.response_cache import ResponseCache
+from s2s_eval.hosts import is_loopback
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["EndpointConfig", "describe_error", "is_loopback", "public_url", "scrub"]
+__all__ = ["EndpointClient", "EndpointConfig", "describe_error", "is_loopback", "public_url", "scrub"]
 
 # A placeholder bearer token for loopback servers that need none: the SDK insists on some key.
 _NO_KEY = "no-key-loopback"
@@ -41,17 +46,6 @@ def public_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def is_loopback(url: str) -> bool:
-    """True for http(s) URLs on this machine (localhost, 127.0.0.0/8, ::1), where the API key is optional."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -128,6 +122,36 @@ class EndpointConfig(BaseModel):
     def public(self) -> dict[str, Any]:
         """The config as it may go into `spec.json`: base URL without credentials, the key's env var name only."""
         return {**self.model_dump(mode="json"), "base_url": public_url(self.base_url)}
+
+
+class EndpointClient:
+    """What the judge and the transcription backend share: a config, a response cache under the cache directory,
+    a concurrency limit, counters, and an SDK client opened on first use and closed with `aclose()` (or
+    `async with`). Share one between the tasks of one event loop: its HTTP client and limits belong to the loop
+    that first uses them."""
+
+    def __init__(self, config: EndpointConfig, cache_dir: Path | None, cache_name: str) -> None:
+        self.config = config
+        self._cache = ResponseCache((cache_dir or paths.cache_dir()) / cache_name)
+        self._client: AsyncOpenAI | None = None
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._stats: Counter[str] = Counter()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _get_client(self) -> AsyncOpenAI:
+        if self._client is None:
+            self._client = self.config.client()
+        return self._client
 
 
 def _suffix(cls: type[EndpointConfig], field: str) -> str:

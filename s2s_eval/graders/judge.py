@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,13 +26,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from s2s_eval import paths
-from s2s_eval.graders.endpoint import EndpointConfig, describe_error
+from s2s_eval.graders.endpoint import EndpointClient, EndpointConfig, describe_error
 from s2s_eval.graders.judge_prompts import PROMPT_VERSIONS
-from s2s_eval.graders.response_cache import ResponseCache, request_key
+from s2s_eval.graders.response_cache import request_key
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+    pass
 
 __all__ = ["ENV_PREFIX", "NOT_CONFIGURED", "Extraction", "Judge", "JudgeConfig", "Score", "Verdict", "load_judge"]
 
@@ -202,31 +200,18 @@ def _content(completion: Any) -> tuple[str, str | None]:
 
 # --- the judge -----------------------------------------------------------------------------------------------
 
-class Judge:
+class Judge(EndpointClient):
     """An LLM judge over one endpoint. Share it between the tasks of one event loop (its HTTP client and limits
     belong to the loop that first uses them); close it with `aclose()` (or `async with`).
 
     Every call is safe to cancel: nothing is cached until a complete, well-formed reply has arrived.
     """
 
+    config: JudgeConfig
+
     def __init__(self, config: JudgeConfig, *, cache_dir: Path | None = None) -> None:
-        self.config = config
-        self._cache = ResponseCache((cache_dir or paths.cache_dir()) / "judge")
-        self._client: AsyncOpenAI | None = None
-        self._semaphore = asyncio.Semaphore(config.concurrency)
+        super().__init__(config, cache_dir, "judge")
         self._inflight: dict[str, asyncio.Lock] = {}
-        self._stats: Counter[str] = Counter()
-
-    async def __aenter__(self) -> Judge:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     def describe(self) -> dict[str, Any]:
         """What goes into a run's `spec.json`: endpoint (no credentials), model, output mode, prompt versions."""
@@ -273,11 +258,6 @@ class Judge:
         elif self.config.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
-
-    def _get_client(self) -> AsyncOpenAI:
-        if self._client is None:
-            self._client = self.config.client()
-        return self._client
 
     async def _ask(self, messages: Sequence[Mapping[str, str]], output: _Output) -> _Reply:
         body = self._body(messages, output)

@@ -20,7 +20,8 @@ import numpy as np
 
 from s2s_eval.errors import UserError
 from s2s_eval.reports import stats
-from s2s_eval.runners.journal import SUMMARY, read_records, read_spec
+from s2s_eval.reports.aggregate import run_spec
+from s2s_eval.runners.journal import SUMMARY, read_records
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,7 @@ class Comparison:
 def load_side(run_dir: Path) -> Side:
     """Read a run for comparison; a one-line UserError when it is not a usable run directory."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory")
-    try:
-        spec = read_spec(run_dir)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{run_dir}/spec.json: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    spec = run_spec(run_dir)
     records: dict[str, dict[str, Any]] = {}
     for record in read_records(run_dir):
         sample_id = record.get("sample_id")

@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from s2s_eval import __version__
+from s2s_eval.hosts import is_loopback
 from s2s_eval.runners.events import client_event_to_beta, normalise
-from s2s_eval.runners.profile import is_loopback
 from s2s_eval.runners.session import SessionMachine
 
 OPEN_TIMEOUT_S = 15

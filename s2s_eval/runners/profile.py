@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s2s_eval import pricing, registry
 from s2s_eval.errors import UserError
+from s2s_eval.hosts import is_loopback
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 AZURE_PATH = "/openai/v1/realtime"
@@ -70,16 +70,6 @@ class RunnerProfile(BaseModel):
 def load_profile(name: str) -> RunnerProfile:
     """Load `runners/<name>.yaml`."""
     return registry.load("runners", name, RunnerProfile, "model profile")
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _azure_url(profile: RunnerProfile) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import itertools
 import json
 import logging
@@ -32,6 +31,7 @@ from websockets.http11 import Request, Response
 
 from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.errors import UserError
+from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, responses
 from s2s_eval.server.engines import Engine, make_engine
 from s2s_eval.server.faults import FaultConfig, FaultPlan
@@ -72,18 +72,9 @@ class ServerConfig:
     stamp_send_time: bool = False  # add `s2s_sent_at` (monotonic) to each first content delta, for selftest
 
     def __post_init__(self) -> None:
-        if not _is_loopback(self.host) and not self.api_key:
+        if not is_loopback_host(self.host) and not self.api_key:
             raise UserError(f"binding {self.host} exposes the server beyond this machine: give it a key with "
                             f"--api-key or {API_KEY_ENV}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
