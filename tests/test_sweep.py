@@ -14,6 +14,7 @@ from s2s_eval.errors import UserError
 from s2s_eval.runners.journal import read_records, read_spec
 from s2s_eval.runners.run import RunOptions
 from s2s_eval.runners.sweep import level_name, sweep
+from tests.cdp import open_page
 
 
 def test_sweep_over_three_snr_levels_makes_a_run_each_and_one_report(data_dir: Path, tmp_path: Path,
@@ -57,6 +58,14 @@ def test_sweep_over_three_snr_levels_makes_a_run_each_and_one_report(data_dir: P
         assert int(graded) == sum(r["correct"] is not None for r in records)
         assert accuracy.strip() == f"{100 * int(correct) / int(graded):.1f}%"
     assert 'id="trends"' not in html  # levels of one sweep are not a history
+    # In a real browser: the chart decodes, the section is linked from the header, and nothing logs an error.
+    with open_page(report.as_uri(), width=1280, height=900) as page:
+        page.settle()
+        size = page.evaluate("(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+                             "(document.getElementById('chart-levels-1'))")
+        assert size[0] and size[1] > 200 and size[2] > 100, size
+        assert page.evaluate("document.querySelector('a[href=\"#levels-1\"]') !== null")
+        assert page.problems == [], page.problems
 
 
 def test_levels_are_checked_before_any_run(tmp_path: Path) -> None:
