@@ -12,7 +12,7 @@ from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.spec import load_eval
 from s2s_eval.errors import UserError
 from s2s_eval.runners.journal import RECORD_FIELDS, read_records
-from s2s_eval.runners.run import RunOptions, execute
+from s2s_eval.runners.run import EndpointUnreachable, RunOptions, execute
 from tests.servers import serve_process, write_script
 
 SECRET = "sk-test-NEVER-WRITE-ME-0123456789"
@@ -113,18 +113,29 @@ async def test_resume_skips_journaled_samples_and_drops_a_torn_line(scripted_ser
     assert "resumed_at" in json.loads((out / "spec.json").read_text())
 
 
-async def test_an_unreachable_endpoint_ends_every_sample_with_an_error_kind(data_dir: Path, tmp_path: Path) -> None:
+async def test_an_unreachable_endpoint_stops_the_run_in_one_line_and_resume_finishes_it(
+        data_dir: Path, tmp_path: Path) -> None:
+    """Nothing listens: the first sample's attempts all fail to connect and no session ever has, so the run stops
+    with one line instead of retrying every sample; nothing is journaled, and --resume once the server is up runs
+    every sample."""
     import socket
 
     with socket.socket() as s:  # a port that nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run_dir, summary = await execute(options(f"ws://127.0.0.1:{port}/v1/realtime", tmp_path / "run",
-                                             data_dir=data_dir, limit=3))
+    url = f"ws://127.0.0.1:{port}/v1/realtime"
+    with pytest.raises(EndpointUnreachable) as raised:
+        await execute(options(url, tmp_path / "run", data_dir=data_dir, limit=6, max_attempts=2))
+    message = str(raised.value)
+    assert "\n" not in message and f"cannot connect to {url}" in message and "--resume" in message
+    assert list(read_records(tmp_path / "run")) == []
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["complete"] is False
+
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": "Yes."}]}])
+    with serve_process("--engine", "scripted", "--script", str(script), "--port", str(port)):
+        run_dir, summary = await execute(options(url, tmp_path / "run", data_dir=data_dir, limit=6, resume=True))
     records = list(read_records(run_dir))
-    assert [r["status"] for r in records] == ["error"] * 3
-    assert {r["error"]["kind"] for r in records} == {"connect"} and all(r["correct"] is None for r in records)
-    assert summary["counts"]["error_kinds"] == {"connect": 3} and summary["accuracy"] is None
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"} and summary["complete"] is True
 
 
 async def test_the_local_profile_starts_its_own_server(data_dir: Path, tmp_path: Path, no_api_key: None) -> None:

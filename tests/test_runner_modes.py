@@ -3,9 +3,9 @@ attempts, and Azure's key header. Every server here is a separate process on a f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from s2s_eval.runners.profile import load_profile
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.runners.session import INPUT_CHUNK_MS
 from tests.conftest import TIMING_SCALE
-from tests.servers import serve_process, write_script
+from tests.servers import serve_process, serve_subprocess, write_script
 from tests.test_cli import assert_one_clear_line, cli
 from tests.test_runner import WRONG, spoken_answer
 
@@ -275,16 +275,33 @@ async def test_a_priced_profile_records_cost_per_sample_and_per_run(ga_server: s
 
 
 async def test_transient_failures_are_retried_up_to_the_cap(data_dir: Path, tmp_path: Path) -> None:
-    with socket.socket() as s:  # a port nobody listens on: every attempt fails to connect (transient)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run_dir, summary = await execute(options(f"ws://127.0.0.1:{port}/v1/realtime", tmp_path / "run", data_dir,
-                                             limit=2, max_attempts=3))
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": "Yes."}]}])
+    # Every response fails with `server_error` (transient): each sample is tried exactly max_attempts times.
+    with serve_process("--engine", "scripted", "--script", str(script), "--faults", "server_error",
+                       "--fault-rate", "1") as url:
+        run_dir, summary = await execute(options(url, tmp_path / "run", data_dir, limit=2, max_attempts=3))
     for r in read_records(run_dir):
-        assert r["status"] == "error" and r["error"]["kind"] == "connect" and r["attempts"] == 3
-        assert [e["kind"] for e in r["attempt_errors"]] == ["connect"] * 3
+        assert r["status"] == "error" and r["error"]["kind"] == "server_error" and r["attempts"] == 3
+        assert [e["kind"] for e in r["attempt_errors"]] == ["server_error"] * 3
         assert {e["class"] for e in r["attempt_errors"]} == {"transient"}
     assert summary["attempts"] == {"total": 6, "samples_retried": 2}
+
+
+async def test_a_lost_endpoint_after_a_good_start_is_an_ordinary_failure(data_dir: Path, tmp_path: Path) -> None:
+    """The fail-fast is only for an endpoint never reached: once a session has connected, a later outage costs
+    the samples it hits (each retried, then recorded) and the run goes on to the end."""
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": "Yes."}]}])
+    out = tmp_path / "run"
+    with serve_subprocess("--engine", "scripted", "--script", str(script)) as (url, server):
+        run = asyncio.create_task(execute(options(url, out, data_dir, limit=3, max_attempts=2, concurrency=1)))
+        async with asyncio.timeout(60):
+            while not (out / "samples.jsonl").exists() or not (out / "samples.jsonl").read_text():
+                await asyncio.sleep(0.01)
+        server.kill()  # the endpoint goes away after the first sample
+        run_dir, summary = await run
+    records = list(read_records(run_dir))
+    assert records[0]["status"] == "ok" and len(records) == 3
+    assert {r["status"] for r in records[1:]} == {"error"} and summary["complete"] is True
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -186,6 +186,18 @@ class _StartPacer:
             await asyncio.sleep(start - now)
 
 
+class EndpointUnreachable(UserError):
+    """No session of the run has connected, and one sample spent every attempt failing to: the endpoint is wrong
+    or down. Retrying every other sample the same way would only take longer (minutes for a large run)."""
+
+
+@dataclass
+class _Reach:
+    """Whether any session of this run has got past connecting (a later outage is then an ordinary failure)."""
+
+    connected: bool = False
+
+
 @dataclass
 class _Context:
     """What every sample of a run shares."""
@@ -203,6 +215,7 @@ class _Context:
     starts: _StartPacer
     price: pricing.Price | None
     update: dict[str, Any]
+    reach: _Reach = field(default_factory=_Reach)
 
 
 @dataclass
@@ -258,6 +271,8 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
                               pace=ctx.options.effective_pace)
         if ctx.price is not None:  # failed attempts are billed for what they generated, too
             cost = (cost or 0.0) + sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage)
+        if machine.error is None or machine.error.kind != "connect":
+            ctx.reach.connected = True
         if machine.error is None:
             ctx.limiter.succeeded()
             break
@@ -267,6 +282,11 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
         if not ctx.policy.should_retry(machine.error, attempt):
             break
         await asyncio.sleep(ctx.policy.backoff_s(sample.sample_id, attempt, machine.error))
+    if machine.error is not None and machine.error.kind == "connect" and not ctx.reach.connected:
+        raise EndpointUnreachable(
+            f"{machine.error.message}; all {len(errors)} attempts of {sample.sample_id} failed to connect and no "
+            "session of this run has connected: stopping. Check the URL and the network, then run again with "
+            "--resume (samples not finished were not journaled)")
     return _Attempts(machine, errors, cost, episode)
 
 
@@ -404,6 +424,8 @@ async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
         for sample in pending:  # workers share one iterator: each sample is taken exactly once
             try:
                 record = await _run_sample(sample, ctx)
+            except EndpointUnreachable:
+                raise  # ends the run; the sample stays unjournaled, so --resume runs it
             except Exception as exc:  # a bug must cost one sample, never the run (CancelledError still ends it)
                 record = _internal_error_record(sample, ctx, exc)
             ctx.journal.append(record)
@@ -416,6 +438,11 @@ async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
         async with asyncio.TaskGroup() as group:
             for index in range(min(workers, len(samples))):
                 group.create_task(worker(index))
+    except ExceptionGroup as group:
+        unreachable = group.subgroup(EndpointUnreachable)
+        if unreachable is None:
+            raise
+        raise unreachable.exceptions[0] from None  # one line for the user, not a group of tracebacks
     finally:
         bar.close()
 
