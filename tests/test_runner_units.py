@@ -131,6 +131,33 @@ def test_a_rate_limit_restarts_the_window_of_successes() -> None:
     assert limiter.limit == 3
 
 
+async def test_a_grown_limit_lets_a_waiter_in_at_once() -> None:
+    """After a cut to 1, one holder and one waiter: growing the limit back to 2 admits the waiter without waiting
+    for the holder to leave."""
+    limiter = AdaptiveLimiter(2)
+    limiter.rate_limited(None)  # 1
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await release.wait()
+
+    async def waiter() -> None:
+        async with limiter.slot():
+            entered.set()
+
+    tasks = [asyncio.create_task(holder())]
+    await asyncio.sleep(0.01)
+    tasks.append(asyncio.create_task(waiter()))
+    await asyncio.sleep(0.01)
+    assert not entered.is_set() and limiter.active == 1
+    limiter.succeeded()  # a window of one success at limit 1: the limit grows to 2
+    assert limiter.limit == 2
+    await asyncio.wait_for(entered.wait(), 1.0)
+    release.set()
+    await asyncio.gather(*tasks)
+
+
 async def test_slots_never_exceed_the_current_limit() -> None:
     limiter = AdaptiveLimiter(4)
     state = {"active": 0, "peak": 0}

@@ -51,6 +51,7 @@ class AdaptiveLimiter:
         self.generation = 0  # counts cuts; a session remembers the generation it started in
         self._successes = 0
         self._changed = asyncio.Condition()
+        self._wakers: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[int]:
@@ -86,3 +87,17 @@ class AdaptiveLimiter:
         if self.limit < self.max_limit and self._successes >= self.limit:
             self.limit += 1
             self._successes = 0
+            self._wake()
+
+    def _wake(self) -> None:
+        """Let waiters re-check a grown limit now, not at the next release (the notify needs the lock: a task)."""
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        try:
+            task = asyncio.get_running_loop().create_task(notify())
+        except RuntimeError:  # no running loop: nobody can be waiting
+            return
+        self._wakers.add(task)
+        task.add_done_callback(self._wakers.discard)
