@@ -142,6 +142,11 @@ async def test_overlapping_or_mismatched_shards_are_refused_in_one_line(shard_ru
     other_eval = tampered(shard_runs["2/3"], tmp_path / "eval", eval__name="multichallenge")
     other_mode = tampered(shard_runs["2/3"], tmp_path / "mode", runner__turn_mode="vad")
     overlapping = tampered(shard_runs["1/3"], tmp_path / "overlap", runner__shard="2/3")  # shard 1's samples as 2
+    other_id = tampered(shard_runs["2/3"], tmp_path / "model-id", model__model="gpt-realtime-2025-08-28")
+    other_endpoint = tampered(shard_runs["2/3"], tmp_path / "endpoint")
+    spec = read_json(other_endpoint / "spec.json")
+    (other_endpoint / "spec.json").write_text(json.dumps({**spec, "endpoint": "ws://127.0.0.1:1/v1/realtime"}))
+    typed = tampered(shard_runs["2/3"], tmp_path / "typed", runner__input_modality="text")
 
     cases = {
         (one, one, three): "inconsistent shards 1/3, 1/3, 3/3",
@@ -150,6 +155,9 @@ async def test_overlapping_or_mismatched_shards_are_refused_in_one_line(shard_ru
         (one, str(other_limit), three): "the shards differ in sample selection",
         (one, str(other_mode), three): "the shards differ in turn mode",
         (one, str(overlapping), three): "appears in two shards",
+        (one, str(other_id), three): "the shards differ in model",
+        (one, str(other_endpoint), three): "the shards differ in endpoint",
+        (one, str(typed), three): "the shards differ in input (modality or perturbation)",
         (one, str(tmp_path / "nowhere")): "not a run directory",
     }
     for index, (dirs, message) in enumerate(cases.items()):

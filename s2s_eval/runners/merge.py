@@ -22,13 +22,19 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     if not shard_dirs:
         raise UserError("give the shard run directories to merge")
     specs = [read_spec(d) for d in shard_dirs]
-    _same(specs, "model", lambda s: s["model"]["name"])
+    _same(specs, "model", lambda s: [s["model"].get(k) for k in ("name", "model", "provider", "voice",
+                                                                 "output_modalities")])
+    _same(specs, "endpoint", lambda s: s.get("endpoint"))
     _same(specs, "eval", lambda s: s["eval"]["name"])
+    _same(specs, "eval definition", lambda s: {k: v for k, v in s["eval"].items() if k != "description"})
     _same(specs, "dataset", lambda s: s["dataset"].get("content_sha256"))
     _same(specs, "TTS settings", lambda s: s["tts"])
     _same(specs, "sample selection (--limit/--ids)", lambda s: (s["runner"].get("limit"), s["runner"].get("ids")))
     _same(specs, "turn mode, pace or protocol",
           lambda s: [s["runner"].get(k) for k in ("turn_mode", "pace", "protocol")])
+    _same(specs, "input (modality or perturbation)",
+          lambda s: [s["runner"].get("input_modality", "audio"), s.get("perturbation")])
+    _same(specs, "attempts per sample (--attempts)", lambda s: s["runner"].get("trials", 1))
     shards = [s["runner"].get("shard") for s in specs]
     if None in shards:
         raise UserError("every directory must be a shard (run with --shard K/N)")
