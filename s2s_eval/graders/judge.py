@@ -60,47 +60,40 @@ class JudgeConfig(EndpointConfig):
 
 # --- results -------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, kw_only=True)
+class JudgeResult:
+    """What every judge call returns beside its answer: the reasoning, the reply as received ("" when none came),
+    whether it came from the cache, and the error that left it unjudged (None when judged)."""
+
+    reasoning: str = ""
+    raw: str
+    cached: bool
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict(JudgeResult):
     """A YES/NO verdict. `passed` is whether `answer` equals the expected one; None (with `error`) if not judged."""
 
-    passed: bool | None
-    answer: Literal["YES", "NO"] | None
-    reasoning: str
-    raw: str  # the judge's reply text as received ("" when no reply came)
-    cached: bool
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    passed: bool | None = None
+    answer: Literal["YES", "NO"] | None = None
 
 
-@dataclass(frozen=True)
-class Score:
+@dataclass(frozen=True, kw_only=True)
+class Score(JudgeResult):
     """A 0-2 score; None (with `error`) if not judged."""
 
-    score: int | None
-    reasoning: str
-    raw: str
-    cached: bool
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    score: int | None = None
 
 
-@dataclass(frozen=True)
-class Extraction:
+@dataclass(frozen=True, kw_only=True)
+class Extraction(JudgeResult):
     """An answer read out of a transcript. `answer` is None with `error` None when the judge found no answer."""
 
-    answer: str | None
-    reasoning: str
-    raw: str
-    cached: bool
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    answer: str | None = None
 
 
 # --- strict reply parsing ------------------------------------------------------------------------------------
@@ -229,23 +222,26 @@ class Judge(EndpointClient):
             raise ValueError(f"expected must be YES or NO, not {expected!r}")
         reply = await self._ask(messages, _VERDICT)
         if reply.fields is None:
-            return Verdict(None, None, "", reply.raw, reply.cached, reply.error)
+            return Verdict(raw=reply.raw, cached=reply.cached, error=reply.error)
         answer = reply.fields["answer"]
-        return Verdict(answer == expected, answer, reply.fields["reasoning"], reply.raw, reply.cached, None)
+        return Verdict(passed=answer == expected, answer=answer, reasoning=reply.fields["reasoning"], raw=reply.raw,
+                       cached=reply.cached, error=None)
 
     async def score(self, messages: Sequence[Mapping[str, str]]) -> Score:
         """Ask for a 0-2 score."""
         reply = await self._ask(messages, _SCORE)
         if reply.fields is None:
-            return Score(None, "", reply.raw, reply.cached, reply.error)
-        return Score(reply.fields["score"], reply.fields["reasoning"], reply.raw, reply.cached, None)
+            return Score(raw=reply.raw, cached=reply.cached, error=reply.error)
+        return Score(score=reply.fields["score"], reasoning=reply.fields["reasoning"], raw=reply.raw,
+                     cached=reply.cached, error=None)
 
     async def extract(self, messages: Sequence[Mapping[str, str]]) -> Extraction:
         """Ask for an answer read out of a text (a string, or null when there is none)."""
         reply = await self._ask(messages, _EXTRACTION)
         if reply.fields is None:
-            return Extraction(None, "", reply.raw, reply.cached, reply.error)
-        return Extraction(reply.fields["answer"], reply.fields["reasoning"], reply.raw, reply.cached, None)
+            return Extraction(raw=reply.raw, cached=reply.cached, error=reply.error)
+        return Extraction(answer=reply.fields["answer"], reasoning=reply.fields["reasoning"], raw=reply.raw,
+                          cached=reply.cached, error=None)
 
     # --- plumbing ---
 
