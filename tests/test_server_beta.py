@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import openai.types.beta.realtime
 import pytest
 from openai import AsyncOpenAI
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -24,7 +24,7 @@ from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.server.app import BETA_DISABLED, ServerConfig, running
 from tests.conftest import TIMING_SCALE
 from tests.servers import write_script
-from tests.test_server_sdk import SERVER_EVENT, sdk_client
+from tests.test_server_sdk import SERVER_EVENT, Recorder, sdk_client
 
 BETA_EVENT = TypeAdapter(Annotated[openai.types.beta.realtime.RealtimeServerEvent, Field(discriminator="type")])
 GA_ONLY = {"conversation.item.added", "conversation.item.done", "response.output_audio.delta",
@@ -43,30 +43,11 @@ WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Curre
 TIMEOUT_S = 15 * TIMING_SCALE
 
 
-class BetaRecorder:
+class BetaRecorder(Recorder):
     """Reads raw frames and validates each against the SDK's beta server event union."""
 
     def __init__(self, recv: Any) -> None:
-        self.recv = recv
-        self.events: list[dict[str, Any]] = []
-        self.failures: list[str] = []
-
-    async def next(self) -> dict[str, Any]:
-        async with asyncio.timeout(TIMEOUT_S):
-            event = json.loads(await self.recv())
-        try:
-            BETA_EVENT.validate_python(event)
-        except ValidationError as exc:
-            self.failures.append(f"{event.get('type')}: {exc}")
-        self.events.append(event)
-        return event
-
-    async def until(self, type_: str) -> list[dict[str, Any]]:
-        seen = []
-        while True:
-            seen.append(await self.next())
-            if seen[-1]["type"] == type_:
-                return seen
+        super().__init__(None, recv=recv, events=BETA_EVENT, timeout_s=TIMEOUT_S)
 
 
 def beta_client(url: str) -> AsyncOpenAI:

@@ -55,9 +55,8 @@ TIMEOUT_S = 15 * TIMING_SCALE
 class Client(Recorder):
     """A `Recorder` that sends raw client events, gives up instead of hanging, and can wait for the server."""
 
-    async def next(self) -> dict[str, Any]:
-        async with asyncio.timeout(TIMEOUT_S):
-            return await super().next()
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn, timeout_s=TIMEOUT_S)
 
     async def send(self, type_: str, **fields: Any) -> None:
         await self.conn.send_raw(json.dumps({"type": type_, **fields}))

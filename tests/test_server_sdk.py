@@ -3,8 +3,10 @@ against `openai.types.realtime.RealtimeServerEvent` (discriminated by `type`).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import pytest
@@ -28,17 +30,23 @@ RESPONSE_SEQUENCE = [  # canonical sequence E of the protocol brief, deltas coll
 
 
 class Recorder:
-    """Reads raw frames from an SDK connection and validates each against the SDK's server event union."""
+    """Reads raw frames from an SDK connection (or any `recv`) and validates each against a server event union
+    (the SDK's GA one by default); a frame that does not validate is recorded in `failures`, not raised."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, recv: Callable[[], Awaitable[str | bytes]] | None = None,
+                 events: TypeAdapter[Any] = SERVER_EVENT, timeout_s: float | None = None) -> None:
         self.conn = conn
+        self._recv = recv or conn.recv_bytes
+        self._adapter = events
+        self._timeout_s = timeout_s
         self.events: list[dict[str, Any]] = []
         self.failures: list[str] = []
 
     async def next(self) -> dict[str, Any]:
-        event = json.loads(await self.conn.recv_bytes())
+        async with asyncio.timeout(self._timeout_s):
+            event = json.loads(await self._recv())
         try:
-            SERVER_EVENT.validate_python(event)
+            self._adapter.validate_python(event)
         except ValidationError as exc:
             self.failures.append(f"{event.get('type')}: {exc}")
         self.events.append(event)
