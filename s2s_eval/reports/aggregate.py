@@ -7,6 +7,7 @@ run has none, and one definition of accuracy and latency percentiles keeps repor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections import Counter
@@ -49,6 +50,11 @@ class Run:
         """When the run started (timezone-aware UTC), or None when its spec does not say."""
         return parse_time(self.spec.get("started_at"))
 
+    @functools.cached_property
+    def condition(self) -> Condition:
+        """How the run's questions were put: modality and perturbation (from its records, else its spec)."""
+        return condition_of(self.records, self.spec)
+
     @property
     def concurrency(self) -> int | None:
         """Sessions at once the run was configured with (`spec.runner.concurrency`)."""
@@ -70,7 +76,7 @@ class Group:
     accuracy_ci: stats.Interval | None = None
     ttfa_ms: tuple[float, ...] = field(default=(), repr=False)
     condition: Condition = Condition()  # modality and perturbation: a sweep's levels are runs of one day
-    voices: tuple[VoiceAccuracy, ...] = ()  # accuracy per voice that spoke the questions
+    voices: tuple[VoiceAccuracy, ...] = ()  # accuracy per voice of a voice mix (empty for one voice)
 
     def metric(self, names: Sequence[str]) -> dict[str, Any] | None:
         """The first of `names` the summary has a mean for (`{"mean", "n"}`), else None."""
@@ -166,7 +172,7 @@ def groups(runs: Sequence[Run]) -> list[Group]:
             out.append(Group(run.label, eval_name, summary, name=run.name, run_index=index,
                              started_at=run.started_at, concurrency=run.concurrency,
                              accuracy_ci=stats.proportion_ci(summary["correct"], summary["graded"]), ttfa_ms=ttfa,
-                             condition=condition_of(records, run.spec), voices=tuple(by_voice(records))))
+                             condition=run.condition, voices=tuple(by_voice(records))))
     return out
 
 

@@ -67,11 +67,14 @@ def condition_of(records: Sequence[dict[str, Any]], spec: dict[str, Any]) -> Con
 
 
 def by_voice(records: Sequence[dict[str, Any]]) -> list[VoiceAccuracy]:
-    """Accuracy per voice that spoke the questions (records without a voice are left out), by voice name."""
+    """Accuracy per voice that spoke the questions (records without a voice are left out), by voice name; empty
+    unless two or more voices did (a voice mix), so a one-voice run is not summarised twice."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         if isinstance(record.get("voice"), str):
             grouped[record["voice"]].append(record)
+    if len(grouped) < 2:
+        return []
     out = []
     for voice in sorted(grouped):
         summary = summarise(grouped[voice])
@@ -88,7 +91,7 @@ def level_sections(groups: Sequence[Any], colours: dict[str, str]) -> list[dict[
     for g in groups:
         c = g.condition
         if c.perturbation and c.level is not None:
-            swept[(g.eval, c.perturbation, c.unit)][(g.name, c.modality)][c.level] = g  # the latest run per level
+            swept[(g.eval, c.perturbation, c.unit)][(g.name, c.modality)][c.level] = g  # the last run given per level
     sections = []
     for (eval_name, kind, unit), series in swept.items():
         if max(len(levels) for levels in series.values()) < 2:
@@ -121,7 +124,7 @@ def modality_rows(groups: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]
         return [], []
     table: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for g in clean:
-        table[(g.name, g.eval)][g.condition.modality] = g  # the latest run of each modality
+        table[(g.name, g.eval)][g.condition.modality] = g  # the last run given of each modality
     rows = []
     for (name, eval_name), cells in table.items():
         speech, text = cells.get(SPEECH), cells.get(TEXT)
@@ -144,9 +147,7 @@ def voice_rows(groups: Sequence[Any]) -> list[dict[str, Any]]:
     """Accuracy per voice for every group whose questions were spoken by two or more voices (a voice mix)."""
     rows = []
     for g in groups:
-        if len(g.voices) < 2:
-            continue
-        for v in g.voices:
+        for v in g.voices:  # empty unless a voice mix
             ci = stats.proportion_ci(v.correct, v.graded)
             rows.append({"label": g.label, "eval": g.eval, "voice": v.voice, "accuracy": v.accuracy,
                          "correct": v.correct, "graded": v.graded, "ci": ci})

@@ -87,7 +87,7 @@ def _run_facts(run: aggregate.Run, run_media: media.RunMedia | None) -> dict[str
         "git_commit": (harness.get("git_commit") or "")[:10],
         "tts": " / ".join(str(tts[k]) for k in ("engine", "voice", "engine_version") if tts.get(k)),
         "concurrency": run.concurrency, "dataset": revision,
-        "condition": conditions.condition_of(run.records, spec).describe(),
+        "condition": run.condition.describe(),
         "audio_notes": [n for n in (run_media.output_note, run_media.input_note) if n] if run_media else [],
         "audio_counts": (len(run_media.output), len(run_media.input)) if run_media else (0, 0),
     }
