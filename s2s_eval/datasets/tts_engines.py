@@ -274,7 +274,6 @@ class EdgeEngine:
 # --- OpenAI-compatible /v1/audio/speech -----------------------------------------------------------------------
 
 SPEECH_ENV_PREFIX = "S2S_TTS"
-_NO_KEY = "no-key-loopback"
 
 
 @functools.cache
@@ -330,10 +329,7 @@ class OpenAISpeechEngine:
 
     def _get_client(self) -> Any:
         if self._client is None:
-            from openai import OpenAI
-
-            self._client = OpenAI(api_key=self.config.api_key() or _NO_KEY, base_url=self.config.base_url,
-                                  timeout=self.config.timeout_s, max_retries=self.config.max_retries)
+            self._client = self.config.sync_client()
         return self._client
 
     def synthesize(self, text: str, settings: TTSSettings) -> bytes:

@@ -28,7 +28,7 @@ from s2s_eval.graders.response_cache import ResponseCache
 from s2s_eval.hosts import is_loopback
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI, OpenAI
 
 __all__ = ["EndpointClient", "EndpointConfig", "describe_error", "is_loopback", "public_url", "scrub"]
 
@@ -118,6 +118,13 @@ class EndpointConfig(BaseModel):
 
         return AsyncOpenAI(api_key=self.api_key() or _NO_KEY, base_url=self.base_url, timeout=self.timeout_s,
                            max_retries=self.max_retries)
+
+    def sync_client(self) -> OpenAI:
+        """The same endpoint as a blocking `OpenAI` client, for worker threads (the TTS engine)."""
+        from openai import OpenAI
+
+        return OpenAI(api_key=self.api_key() or _NO_KEY, base_url=self.base_url, timeout=self.timeout_s,
+                      max_retries=self.max_retries)
 
     def public(self) -> dict[str, Any]:
         """The config as it may go into `spec.json`: base URL without credentials, the key's env var name only."""

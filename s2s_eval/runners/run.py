@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,13 +192,6 @@ class EndpointUnreachable(UserError):
 
 
 @dataclass
-class _Reach:
-    """Whether any session of this run has got past connecting (a later outage is then an ordinary failure)."""
-
-    connected: bool = False
-
-
-@dataclass
 class _Context:
     """What every sample of a run shares."""
 
@@ -215,7 +208,7 @@ class _Context:
     starts: _StartPacer
     price: pricing.Price | None
     update: dict[str, Any]
-    reach: _Reach = field(default_factory=_Reach)
+    connected: bool = False  # has any session got past connecting? (a later outage is then an ordinary failure)
 
 
 @dataclass
@@ -272,7 +265,7 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
         if ctx.price is not None:  # failed attempts are billed for what they generated, too
             cost = (cost or 0.0) + sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage)
         if machine.error is None or machine.error.kind != "connect":
-            ctx.reach.connected = True
+            ctx.connected = True
         if machine.error is None:
             ctx.limiter.succeeded()
             break
@@ -282,7 +275,7 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
         if not ctx.policy.should_retry(machine.error, attempt):
             break
         await asyncio.sleep(ctx.policy.backoff_s(sample.sample_id, attempt, machine.error))
-    if machine.error is not None and machine.error.kind == "connect" and not ctx.reach.connected:
+    if machine.error is not None and machine.error.kind == "connect" and not ctx.connected:
         raise EndpointUnreachable(
             f"{machine.error.message}; all {len(errors)} attempts of {sample.sample_id} failed to connect and no "
             "session of this run has connected: stopping. Check the URL and the network, then run again with "
