@@ -175,16 +175,12 @@ class InputAudio:
         if self.official:
             self.verification_summary = {"configured": False, "reason": "not run: official recordings are used"}
             return
-        if not rules.enabled:
-            reason = "not measured: not enabled in the eval spec (tts.verify.enabled)"
+        if not rules.enabled or transcriber is None:
+            reason = ("not measured: not enabled in the eval spec (tts.verify.enabled)" if not rules.enabled
+                      else asr.NOT_CONFIGURED)
             self.verification_summary = {"configured": False, "reason": reason}
             for sample in samples:
                 self._verified[sample.sample_id] = {"status": "not measured", "reason": reason}
-            return
-        if transcriber is None:
-            self.verification_summary = {"configured": False, "reason": asr.NOT_CONFIGURED}
-            for sample in samples:
-                self._verified[sample.sample_id] = {"status": "not measured", "reason": asr.NOT_CONFIGURED}
             return
         bar = tqdm(total=len(samples), desc="round-trip verification", unit="sample", disable=not progress)
 
@@ -218,10 +214,12 @@ class InputAudio:
         from s2s_eval.graders.asr import word_error_rate
 
         rules = self.settings.verify
-        candidates = self._candidates(sample) if rules.on_fail == "resynthesize" else self._candidates(sample)[:1]
+        candidates = self._candidates(sample)
+        if rules.on_fail != "resynthesize":
+            candidates = candidates[:1]
         tried: list[dict[str, Any]] = []
         for label in candidates:
-            worst: float | None = 0.0
+            worst = 0.0
             for text in clip_texts:
                 pcm = await asyncio.to_thread(self.synth(label).speech, text)
                 heard = await transcriber.transcribe(pcm)
@@ -230,9 +228,9 @@ class InputAudio:
                 wer = word_error_rate(text, heard.text).wer
                 if wer is None:
                     return {"status": "not measured", "reason": "empty source text", "voice": label, "tried": tried}
-                worst = max(worst or 0.0, wer)
+                worst = max(worst, wer)
             tried.append({"voice": label, "wer": worst})
-            if worst is not None and worst <= rules.max_wer:
+            if worst <= rules.max_wer:
                 if len(tried) > 1:
                     self._chosen[sample.sample_id] = label
                 return {"status": "passed" if len(tried) == 1 else "resynthesized", "voice": label, "wer": worst,
@@ -272,8 +270,9 @@ class InputAudio:
             pcm = applied.pcm
             if text == sample.prompt_text:
                 self._measured[sample.sample_id] = applied.facts
-        if text == sample.prompt_text and self._kept(sample):
-            audio.write_wav(self.keep_dir / self._kept(sample), pcm)  # type: ignore[operator]
+        kept = self._kept(sample) if text == sample.prompt_text else None
+        if kept:
+            audio.write_wav(self.keep_dir / kept, pcm)  # type: ignore[operator]
         return pcm
 
     def _kept(self, sample: Sample) -> str | None:
