@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
+from tests.conftest import missing_tool
 
 TIMING_SCALE = float(os.environ.get("S2S_TIMING_SCALE", "1"))
 TIMEOUT_S = 60.0 * TIMING_SCALE
@@ -36,10 +36,8 @@ def require_chromium() -> str:
     binary = find_chromium()
     if binary:
         return binary
-    reason = "chromium not found (set S2S_CHROMIUM or install chromium) — browser checks of the report not run"
-    if os.environ.get("S2S_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason}; S2S_REQUIRE_BROWSER=1 requires them")
-    pytest.skip(reason)
+    missing_tool("chromium not found (set S2S_CHROMIUM or install chromium) — browser checks of the report not run",
+                 "S2S_REQUIRE_BROWSER")
 
 
 def _run(args: list[str], timeout_s: float) -> str:

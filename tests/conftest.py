@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -15,6 +16,13 @@ SHARED_DATA = Path(os.environ.get("S2S_DATA_DIR") or ROOT.parent / "shared" / "d
 # Timing bounds in tests are correctness checks (e.g. "synthesis overlaps the delay"), not performance targets;
 # they scale with this factor on slow machines.
 TIMING_SCALE = float(os.environ.get("S2S_TIMING_SCALE", "1"))
+
+
+def missing_tool(reason: str, required_by: str) -> NoReturn:
+    """Skip the calling test for a tool this machine lacks, or fail it when `required_by`=1 (as CI sets it)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason}; {required_by}=1 requires it")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,15 +7,15 @@ them the lint test skips with the reason, unless `S2S_REQUIRE_ACTIONLINT=1` (set
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.conftest import missing_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -31,10 +31,8 @@ def require_actionlint() -> str:
     binary = _tool("actionlint")
     if binary:
         return binary
-    reason = "actionlint not installed (pip install -e '.[test]' installs it) — workflow lint not run"
-    if os.environ.get("S2S_REQUIRE_ACTIONLINT") == "1":
-        pytest.fail(f"{reason}; S2S_REQUIRE_ACTIONLINT=1 requires it")
-    pytest.skip(reason)
+    missing_tool("actionlint not installed (pip install -e '.[test]' installs it) — workflow lint not run",
+                 "S2S_REQUIRE_ACTIONLINT")
 
 
 def actionlint(binary: str, files: list[Path], cwd: Path) -> subprocess.CompletedProcess[str]:
