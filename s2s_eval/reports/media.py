@@ -1,7 +1,8 @@
 """Audio for the report's drill-down: copied into a folder beside the HTML, so the page plays it offline.
 
-Output audio is what the run kept (`output_audio`, a path inside the run directory). The run directory keeps no
-input audio, so the spoken question is looked up in the TTS cache: the run's `spec.json` holds its eval spec and
+Output audio is what the run kept (`output_audio`, a path inside the run directory). A run keeps a question clip
+(`input_audio`) only when the TTS cache cannot reproduce it (perturbed, a voice mix, an official recording);
+otherwise the spoken question is looked up in the TTS cache: the run's `spec.json` holds its eval spec and
 TTS settings, the local dataset gives each sample's question text, and the synthesiser maps text to its cached
 clip. That works only where the dataset is on disk and the cache still holds clips made with the same engine
 version; otherwise each run says why it has no input audio, and the page shows that reason instead of a player.
@@ -82,9 +83,8 @@ def _cache_lookup(run: Run, data_dir: Path | None) -> tuple[Callable[[dict[str, 
 
     def synth_for(voice: str | None) -> Any:
         label = voice or eval_spec.tts.voice
-        if label not in synths:
-            for_voice = getattr(eval_spec.tts, "for_voice", None)  # voice mixes speak each sample with one voice
-            synths[label] = Synthesizer(for_voice(label) if for_voice and voice else eval_spec.tts)
+        if label not in synths:  # voice mixes speak each sample with one voice
+            synths[label] = Synthesizer(eval_spec.tts.for_voice(label) if voice else eval_spec.tts)
         return synths[label]
 
     def lookup(record: dict[str, Any]) -> Path | None:
