@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from s2s_eval import paths
-from s2s_eval.datasets.sample import Sample
+from s2s_eval.datasets.sample import Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
 from s2s_eval.datasets.tts import spoken_form
-from s2s_eval.errors import DataError, UserError
+from s2s_eval.errors import DataError, UserError, first_line
 
 
 def _load_examples(location: str) -> list[dict[str, Any]]:
@@ -41,26 +41,20 @@ def _load_examples(location: str) -> list[dict[str, Any]]:
     return table.to_list()
 
 
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0][:160]}" if text else type(cause).__name__
-
-
 def _read_local(path: Path, what: str) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path}: not found; --data-dir / S2S_DATA_DIR must hold big_bench_hard/<task>.json")
     try:
         return _load_examples(str(path))
     except Exception as exc:  # `datasets` wraps parse errors in several exception types
-        raise DataError(f"{what}: cannot read {path}: {_first_line(exc)}") from None
+        raise DataError(f"{what}: cannot read {path}: {first_line(exc)}") from None
 
 
 def _download(url: str, what: str) -> list[dict[str, Any]]:
     try:
         return _load_examples(url)
     except Exception as exc:  # network and Hub failures: many exception types, one message
-        raise UserError(f"cannot download {what} from {url} ({_first_line(exc)}); offline? pass --data-dir DIR "
+        raise UserError(f"cannot download {what} from {url} ({first_line(exc)}); offline? pass --data-dir DIR "
                         "(or set S2S_DATA_DIR) with a local copy laid out as big_bench_hard/<task>.json") from None
 
 
@@ -106,16 +100,10 @@ def load_samples(spec: EvalSpec, data_dir: Path | None) -> tuple[list[Sample], d
 
 def _interleave(eval_name: str, per_category: dict[str, list[dict[str, str]]]) -> list[Sample]:
     """Order samples index-major, category-minor, so that any --limit covers every category evenly."""
-    samples = []
-    longest = max(len(rows) for rows in per_category.values())
-    for index in range(longest):
-        for category, rows in per_category.items():
-            if index < len(rows):
-                row = rows[index]
-                samples.append(Sample(sample_id=f"{category}_{index}", eval=eval_name, category=category,
-                                      prompt_text=spoken_form(row["input"]), target=row["target"],
-                                      metadata={"question": row["input"]}))
-    return samples
+    return round_robin([Sample(sample_id=f"{category}_{index}", eval=eval_name, category=category,
+                               prompt_text=spoken_form(row["input"]), target=row["target"],
+                               metadata={"question": row["input"]}) for index, row in enumerate(rows)]
+                       for category, rows in per_category.items())
 
 
 # --- official recordings --------------------------------------------------------------------------------------
@@ -147,7 +135,7 @@ def _official_rows(root: str, repo: str, revision: str) -> list[dict[str, Any]]:
         table = datasets.load_dataset("json", data_files=f"{root}/metadata.jsonl", split="train",
                                       cache_dir=str(paths.cache_dir() / "hf"))
     except Exception as exc:  # offline, missing repository, network: many exception types, one message
-        why = _first_line(exc)
+        why = first_line(exc)
         if "offline" in why.lower():
             why = "Hugging Face offline mode is on (HF_HUB_OFFLINE=1)"
         raise UserError(f"cannot load the official Big Bench Audio recordings ({repo}@{revision}) from the "
@@ -174,7 +162,7 @@ def read_official_audio(path: str) -> bytes:
                                 cache_dir=str(paths.cache_dir() / "hf"))
         return Path(local).read_bytes()
     except Exception as exc:
-        raise UserError(f"cannot read the official recording {path} ({_first_line(exc)})") from None
+        raise UserError(f"cannot read the official recording {path} ({first_line(exc)})") from None
 
 
 def _category(value: Any, known: list[str]) -> str | None:

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from s2s_eval import paths
-from s2s_eval.datasets.sample import Sample
+from s2s_eval.datasets.sample import Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
 from s2s_eval.datasets.tts import spoken_form
-from s2s_eval.errors import DataError, UserError
+from s2s_eval.errors import DataError, UserError, first_line
 
 __all__ = ["FIXTURE_DIR", "check_rows", "golden_calls", "golden_script", "load_rows", "load_samples", "parse_lines",
            "realtime_name", "to_sample"]
@@ -57,12 +57,6 @@ def _hub_lines(repo: str, filename: str, revision: str) -> list[str]:
     table = datasets.load_dataset("text", data_files=f"hf://datasets/{repo}@{revision}/{filename}", split="train",
                                   cache_dir=str(paths.cache_dir() / "hf"))
     return table["text"]
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0][:160]}" if text else type(cause).__name__
 
 
 def parse_lines(lines: Iterable[str], where: str) -> list[tuple[int, dict[str, Any]]]:
@@ -92,7 +86,7 @@ def _read(spec: EvalSpec, data_dir: Path | None) -> tuple[list[tuple[int, dict[s
             raise DataError(f"{path}: not found; --data-dir / S2S_DATA_DIR must hold {spec.source['local']} "
                             f"(the project's invented fixture: --data-dir {FIXTURE_DIR})") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{spec.name}: cannot read {path}: {_first_line(exc)}") from None
+            raise DataError(f"{spec.name}: cannot read {path}: {first_line(exc)}") from None
         source: dict[str, Any] = {"kind": "local", "location": str(path.resolve()), "revision": "local copy"}
         if path.resolve().is_relative_to(FIXTURE_DIR):
             source["note"] = ("s2s-eval's own invented test fixture in ComplexFuncBench format, not the benchmark's "
@@ -103,7 +97,7 @@ def _read(spec: EvalSpec, data_dir: Path | None) -> tuple[list[tuple[int, dict[s
     try:
         lines = _hub_lines(repo, filename, revision)
     except Exception as exc:  # network and Hub failures: many exception types, one message
-        raise UserError(f"cannot load {spec.name} from the Hugging Face Hub ({location}: {_first_line(exc)}); "
+        raise UserError(f"cannot load {spec.name} from the Hugging Face Hub ({location}: {first_line(exc)}); "
                         f"offline? pass --data-dir DIR (or set S2S_DATA_DIR) with a local copy laid out as "
                         f"{spec.source['local']}") from None
     return parse_lines(lines, location), location, {"kind": "hub", "location": location, "revision": revision}
@@ -235,17 +229,11 @@ def to_sample(row: dict[str, Any], eval_name: str) -> Sample:
                   tools=tools)
 
 
-def _interleave(rows: list[dict[str, Any]], categories: list[str]) -> list[dict[str, Any]]:
-    """Rows category-minor (the first of each category, then the second, ...): any --limit covers every category."""
-    groups = {c: [r for r in rows if r["id"].rsplit("-", 1)[0] == c] for c in categories}
-    longest = max(len(group) for group in groups.values())
-    return [group[i] for i in range(longest) for group in groups.values() if i < len(group)]
-
-
 def load_samples(spec: EvalSpec, data_dir: Path | None) -> tuple[list[Sample], dict[str, Any]]:
     """The samples of the eval (categories interleaved) and where they came from."""
     rows, source = load_rows(spec, data_dir)
-    return [to_sample(r, spec.name) for r in _interleave(rows, spec.categories)], source
+    by_category = ([r for r in rows if r["id"].rsplit("-", 1)[0] == c] for c in spec.categories)
+    return [to_sample(r, spec.name) for r in round_robin(by_category)], source  # a --limit covers every category
 
 
 # --- scripts for the reference server ------------------------------------------------------------------------

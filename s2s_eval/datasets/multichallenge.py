@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from s2s_eval import paths
-from s2s_eval.datasets.sample import Message, Sample
+from s2s_eval.datasets.sample import Message, Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
 from s2s_eval.datasets.tts import spoken_form
-from s2s_eval.errors import DataError, UserError
+from s2s_eval.errors import DataError, UserError, first_line
 
 __all__ = ["RULES", "SUBSETS", "audit", "exclusion_reasons", "load_rows", "load_samples", "to_sample"]
 
@@ -131,12 +131,6 @@ def _load_jsonl(location: str) -> list[dict[str, Any]]:
     return table.to_list()
 
 
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0][:160]}" if text else type(cause).__name__
-
-
 def _check(rows: list[dict[str, Any]], where: str, axes: list[str]) -> list[dict[str, Any]]:
     """The rows with only the fields the eval uses, or one clear error naming the first bad row."""
     checked, seen = [], set()
@@ -181,13 +175,13 @@ def load_rows(spec: EvalSpec, data_dir: Path | None) -> tuple[list[dict[str, Any
         try:
             rows = _load_jsonl(location)
         except Exception as exc:  # `datasets` wraps parse errors in several exception types
-            raise DataError(f"{spec.name}: cannot read {path}: {_first_line(exc)}") from None
+            raise DataError(f"{spec.name}: cannot read {path}: {first_line(exc)}") from None
     else:
         location = spec.source["url"]
         try:
             rows = _load_jsonl(location)
         except Exception as exc:  # network and Hub failures: many exception types, one message
-            raise UserError(f"cannot download {spec.name} from {location} ({_first_line(exc)}); offline? pass "
+            raise UserError(f"cannot download {spec.name} from {location} ({first_line(exc)}); offline? pass "
                             f"--data-dir DIR (or set S2S_DATA_DIR) with a local copy laid out as "
                             f"{spec.source['local']}") from None
     checked = _check(rows, location, spec.categories)
@@ -213,13 +207,6 @@ def to_sample(row: dict[str, Any], eval_name: str) -> Sample:
                   history=history)
 
 
-def _interleave(rows: list[dict[str, Any]], axes: list[str]) -> list[dict[str, Any]]:
-    """Rows axis-minor (the first of each axis, then the second, ...), so that any --limit covers every axis."""
-    per_axis = {axis: [r for r in rows if r["AXIS"] == axis] for axis in axes}
-    longest = max(len(group) for group in per_axis.values())
-    return [group[i] for i in range(longest) for group in per_axis.values() if i < len(group)]
-
-
 def load_samples(spec: EvalSpec, data_dir: Path | None) -> tuple[list[Sample], dict[str, Any]]:
     """The samples of the eval's subset (axes interleaved) and where they came from, with what was left out."""
     subset = spec.subset or "audio"
@@ -233,4 +220,5 @@ def load_samples(spec: EvalSpec, data_dir: Path | None) -> tuple[list[Sample], d
         "by_rule": dict(Counter(reason for reasons in excluded.values() for reason in reasons)),
         "excluded": excluded,
     }
-    return [to_sample(r, spec.name) for r in _interleave(kept, spec.categories)], source
+    by_axis = ([r for r in kept if r["AXIS"] == axis] for axis in spec.categories)
+    return [to_sample(r, spec.name) for r in round_robin(by_axis)], source  # a --limit covers every axis

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+def round_robin(groups: Iterable[Sequence[T]]) -> list[T]:
+    """The first of each group, then the second of each, ...: any prefix (a --limit) covers every group evenly."""
+    groups = list(groups)
+    longest = max(len(group) for group in groups)
+    return [group[i] for i in range(longest) for group in groups if i < len(group)]
 
 
 @dataclass(frozen=True)
