@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="accuracy drop in percentage points tolerated (default: 5)")
     compare.add_argument("--max-ttfa-increase-ms", type=_non_negative, default=100.0, metavar="MS",
                          help="rise of the median time to first audio tolerated (default: 100)")
+    compare.add_argument("--max-error-rate", type=_non_negative, default=10.0, metavar="PCT",
+                         help="share of failed samples in the new run above which the gate fails, however many "
+                         "samples were paired (default: 10)")
+    compare.add_argument("--max-error-increase", type=_non_negative, default=2.0, metavar="PP",
+                         help="significant rise of the error rate in percentage points tolerated (default: 2)")
     compare.add_argument("--alpha", type=_probability, default=0.05, help="significance level (default: 0.05)")
     compare.add_argument("--min-pairs", type=_positive_int, default=30, help="with fewer paired samples than this "
                          "nothing fails the gate: the comparison is flagged underpowered (default: 30)")
@@ -284,7 +289,9 @@ def _compare(args: argparse.Namespace) -> int:
     from s2s_eval.runners.journal import write_json
 
     thresholds = Thresholds(max_accuracy_drop_pp=args.max_accuracy_drop,
-                            max_ttfa_increase_ms=args.max_ttfa_increase_ms, alpha=args.alpha,
+                            max_ttfa_increase_ms=args.max_ttfa_increase_ms,
+                            max_error_rate_pct=args.max_error_rate, max_error_increase_pp=args.max_error_increase,
+                            alpha=args.alpha,
                             min_pairs=args.min_pairs)
     result = compare(args.base, args.new, thresholds)
     print(format_text(result))

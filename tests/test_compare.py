@@ -115,3 +115,38 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("s2s-eval: error:") and message in lines[0], lines
     done = run_compare(good, good, "--alpha", "2")
     assert done.returncode == 2 and "must be between 0 and 1" in done.stderr
+
+
+def test_a_run_that_mostly_failed_fails_the_gate(tmp_path: Path) -> None:
+    # Accuracy pairs only graded samples: 97% errors would leave ~12 pairs, "underpowered", and the gate open.
+    base = make_run(tmp_path / "base", "gpt-realtime", 400, 0.8, seed=1)
+    outage = make_run(tmp_path / "outage", "gpt-realtime", 400, 0.8, seed=2, error_rate=0.97)
+    done = run_compare(base, outage, "--fail-on-regression", "--json", tmp_path / "out.json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = json.loads((tmp_path / "out.json").read_text())["metrics"][2]
+    assert errors["name"] == "error_rate" and errors["regression"] and errors["base"] == 0
+    assert errors["new"] > 0.9 and errors["pairs"] == 400
+    line = next(x for x in done.stdout.splitlines() if x.startswith("error rate:"))
+    assert f"0.0% → {errors['new'] * 100:.1f}%" in line and "REGRESSION" in line and "ceiling" in line
+    assert "verdict: regression" in done.stdout
+    # Reported either way; only the gate flag turns it into a failure.
+    assert run_compare(base, outage).returncode == 0
+
+
+def test_a_normal_error_rate_passes_and_a_significant_rise_fails(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", "gpt-realtime", 400, 0.8, seed=1, error_rate=0.01)
+    usual = make_run(tmp_path / "usual", "gpt-realtime", 400, 0.8, seed=1, error_rate=0.015)
+    done = run_compare(base, usual, "--fail-on-regression")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: no significant regression" in done.stdout
+    # 8% errors is under the 10% ceiling but a significant rise of about 7 pp over 1%.
+    worse = make_run(tmp_path / "worse", "gpt-realtime", 400, 0.8, seed=1, error_rate=0.08)
+    result = compare(base, worse, Thresholds())
+    errors = result.metrics[2]
+    assert errors.new is not None and 0.05 < errors.new < 0.1 and errors.regression and result.regression
+    assert errors.p_value is not None and errors.p_value < 0.05 and "rose significantly" in errors.note
+    assert run_compare(base, worse, "--fail-on-regression", "--max-error-increase", "20").returncode == 0
+    # The ceiling holds whatever the base: a run that is 30% errors is not a measurement of the model.
+    both_bad = make_run(tmp_path / "bad", "gpt-realtime", 400, 0.8, seed=1, error_rate=0.3)
+    assert run_compare(both_bad, both_bad, "--fail-on-regression").returncode == 1
+    assert run_compare(both_bad, both_bad, "--fail-on-regression", "--max-error-rate", "50").returncode == 0

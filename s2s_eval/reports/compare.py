@@ -4,8 +4,13 @@ Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded
 bootstrap interval of the difference; TTFA uses a paired bootstrap of the difference in medians. A regression is a
 change that is statistically significant *and* larger than its threshold. A comparison that could not have seen a
 regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than passed as
-"no change". Differences that make the runs not comparable like for like — other samples, dataset revision, TTS
-settings, judge, turn mode — are listed as warnings beside the verdict.
+"no change". Errors are a metric of their own, since accuracy pairs only graded samples: a new run whose samples
+mostly failed (an outage, a revoked key, a changed API) would otherwise look merely underpowered. The error rate
+fails the gate when it passes an absolute ceiling, at any number of pairs, or when it rises significantly (McNemar
+on the paired error indicator) by more than its threshold.
+
+Differences that make the runs not comparable like for like — other samples, dataset revision, TTS settings, judge,
+turn mode — are listed as warnings beside the verdict.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class Thresholds:
 
     max_accuracy_drop_pp: float = 5.0  # percentage points
     max_ttfa_increase_ms: float = 100.0  # on the median
+    max_error_rate_pct: float = 10.0  # the new run's share of failed samples, whatever the base's
+    max_error_increase_pp: float = 2.0  # a significant rise of the error rate beyond this fails too
     alpha: float = 0.05
     min_pairs: int = 30
 
@@ -209,6 +216,32 @@ def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds)
     return metric
 
 
+def _errors(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
+    """The share of samples that ended in an error (`status` other than ok), base against new, over the pairs."""
+    failed = [(a.get("status") != "ok", b.get("status") != "ok") for a, b in pairs]
+    n = len(failed)
+    metric = Metric("error_rate", n, threshold=t.max_error_increase_pp)
+    both = sum(a and b for a, b in failed)
+    base_only = sum(a and not b for a, b in failed)
+    new_only = sum(b and not a for a, b in failed)
+    ci = stats.paired_difference_ci(both, base_only, new_only, n - both - base_only - new_only)
+    assert ci is not None  # compare() pairs at least one sample
+    p = stats.mcnemar_exact(base_only, new_only)
+    metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
+    metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
+    metric.details = {"failed_in_both": both, "failed_only_in_base": base_only, "failed_only_in_new": new_only,
+                      "max_error_rate_pct": t.max_error_rate_pct}
+    over_ceiling = metric.new * 100 > t.max_error_rate_pct
+    rose = (n >= t.min_pairs and ci.estimate > 0 and p < t.alpha and ci.estimate * 100 > t.max_error_increase_pp)
+    metric.regression = over_ceiling or rose
+    if over_ceiling:
+        metric.note = (f"the new run's error rate {metric.new:.1%} is over the {t.max_error_rate_pct:g}% ceiling "
+                       f"(--max-error-rate): its other metrics leave those samples out")
+    elif rose:
+        metric.note = f"the error rate rose significantly by more than {t.max_error_increase_pp:g} pp"
+    return metric
+
+
 def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
     def ttfa(r: dict[str, Any]) -> float | None:
         value = (r.get("latency") or {}).get("ttfa_ms") if r.get("status") == "ok" else None
@@ -251,7 +284,7 @@ def compare(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None)
         warnings.insert(0, f"mismatched subsets: {len(only_base)} sample(s) only in base, {len(only_new)} only in "
                            f"new; only the {len(common)} in both are compared")
     return Comparison(str(base.run_dir), str(new.run_dir), (base.model, new.model), base.eval, len(common),
-                      only_base, only_new, [_accuracy(pairs, t), _ttfa(pairs, t)], warnings)
+                      only_base, only_new, [_accuracy(pairs, t), _ttfa(pairs, t), _errors(pairs, t)], warnings)
 
 
 def _pct(v: float | None) -> str:
@@ -274,12 +307,21 @@ def format_text(c: Comparison) -> str:
                     f"{d['right_only_in_base']} right only in base, {d['right_only_in_new']} only in new; "
                     f"n={m.pairs:,})")
             limit = f"{m.threshold:g} pp"
+        elif m.name == "error_rate":
+            d = m.details
+            line = (f"error rate: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
+                    f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, "
+                    f"{d['failed_only_in_new']} failed only in new, {d['failed_only_in_base']} only in base; "
+                    f"n={m.pairs:,})")
+            limit = f"{m.threshold:g} pp or {d['max_error_rate_pct']:g}%"
         else:
             line = (f"TTFA p50: {m.base:,.0f} → {m.new:,.0f} ms ({m.difference:+,.0f} ms, 95% CI {m.low:+,.0f} to "
                     f"{m.high:+,.0f}; n={m.pairs:,})")
             limit = f"{m.threshold:g} ms"
-        status = (f"REGRESSION beyond {limit}" if m.regression else m.note or f"no significant regression beyond "
-                  f"{limit}")
+        if m.regression:
+            status = f"REGRESSION beyond {limit}" + (f": {m.note}" if m.name == "error_rate" else "")
+        else:
+            status = m.note or f"no significant regression beyond {limit}"
         lines.append(f"{line} — {status}")
     for warning in c.warnings:
         lines.append(f"warning: {warning}")
