@@ -377,6 +377,63 @@ def test_output_and_input_audio_are_copied_beside_the_report(tmp_path: Path, dat
     assert all("out" not in d for d in page_data(bare.read_text(encoding="utf-8"))["samples"])
 
 
+def test_only_files_inside_the_run_directory_are_copied(tmp_path: Path) -> None:
+    """A journal that names `../x`, an absolute path or a symlink out of the run gets no clip copied from there:
+    the record shows why, the report still builds, and the clips that belong to the run are still copied."""
+    from s2s_eval import audio
+    from tests.synthetic_runs import tone
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("API_KEY=sk-do-not-publish\n")
+    outside_wav = outside / "private.wav"
+    audio.write_wav(outside_wav, tone(0.3, 500))
+    run = make_run(tmp_path / "runs" / "run", "local", 8, 0.5, audio_s=0.4)
+    (run / "audio" / "link.wav").symlink_to(outside_wav)
+    (run / "audio" / "fifo").mkdir()  # a folder named like a clip is not a clip either
+    hostile = {"formal_fallacies_0": ("output_audio", "../../outside/secret.txt"),
+               "navigate_0": ("output_audio", str(outside_wav)),
+               "object_counting_0": ("output_audio", "audio/link.wav"),
+               "web_of_lies_0": ("input_audio", "../../outside/private.wav"),
+               "formal_fallacies_1": ("output_audio", "audio/fifo")}
+    journal = run / "samples.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    for r in records:
+        if r["sample_id"] in hostile:
+            key, value = hostile[r["sample_id"]]
+            r[key] = value
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    out = build_report([run], tmp_path / "report" / "index.html", input_audio=True)
+    html = out.read_text(encoding="utf-8")
+    data = page_data(html)
+    by_id = {row[1].replace(" ", ""): d for row, d in zip(tables(html)["samples"], data["samples"], strict=True)}
+    copied = [p.read_bytes() for p in (out.parent / "index_media").rglob("*") if p.is_file()]
+    assert secret.read_bytes() not in copied and outside_wav.read_bytes() not in copied
+    for sample_id, (key, _) in hostile.items():
+        side = "out" if key == "output_audio" else "in"
+        assert side not in by_id[sample_id], (sample_id, by_id[sample_id])
+        assert by_id[sample_id][f"{side}_note"].startswith("audio unavailable"), by_id[sample_id]
+    assert "absolute path" in by_id["navigate_0"]["out_note"]
+    assert "outside the run directory" in by_id["object_counting_0"]["out_note"]  # the symlink, resolved
+    assert "not a regular file" in by_id["formal_fallacies_1"]["out_note"]
+    # The run's own clips are unaffected: the other three samples' output audio is in the report.
+    kept = [i for i in ("web_of_lies_0", "navigate_1", "object_counting_1", "web_of_lies_1") if "out" in by_id[i]]
+    assert kept == ["web_of_lies_0", "navigate_1", "object_counting_1", "web_of_lies_1"]
+    # The page says so in the drill-down, in a real browser.
+    with open_page(out.as_uri()) as page:
+        page.settle()
+        shown = page.evaluate("""(() => {
+            const row = Array.from(document.querySelectorAll('#sample-table tbody tr')).find(
+                r => r.cells[1].textContent.replace(/\\s/g, '') === 'navigate_0');
+            row.querySelector('button.more').click();
+            return row.nextElementSibling.textContent;
+        })()""")
+        assert "audio unavailable: the journal names an absolute path" in shown
+        assert page.problems == [], page.problems
+
+
 def test_report_behaves_in_chromium(tmp_path: Path) -> None:
     """Real Chromium: charts and tables render, filters and the drill-down work, audio plays, no console errors,
     and hostile transcripts are shown as text and never run. Saves a screenshot of the page."""

@@ -84,6 +84,8 @@ class Payload:
         return _compact({
             "out": media.output.get(row.sample_id) if media else None,
             "in": media.input.get(row.sample_id) if media else None,
+            "out_note": media.unavailable.get((row.sample_id, "out")) if media else None,
+            "in_note": media.unavailable.get((row.sample_id, "in")) if media else None,
             "grade": _compact({"reason": _cut(grade.get("reason"), MAX_TEXT_CHARS),
                                "extracted": _cut(grade.get("extracted"), 400),
                                "metrics": grade.get("metrics") or None,

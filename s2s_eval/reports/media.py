@@ -7,7 +7,10 @@ TTS settings, the local dataset gives each sample's question text, and the synth
 clip. That works only where the dataset is on disk and the cache still holds clips made with the same engine
 version; otherwise each run says why it has no input audio, and the page shows that reason instead of a player.
 
-File names in the folder are made here (a slug plus a hash of the sample id), never taken from run data.
+File names in the folder are made here (a slug plus a hash of the sample id), never taken from run data. A path
+the journal names is copied only when it resolves (symlinks followed) to a regular file inside the run directory:
+a published report must never carry `../../secret` or `/etc/passwd` because a journal said so. Such a record shows
+"audio unavailable" with the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class RunMedia:
     input: dict[str, str] = field(default_factory=dict)
     input_note: str = ""
     output_note: str = ""
+    # Per-sample reasons for a clip the journal names but the report will not copy.
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)  # (sample id, "in"/"out") → reason
 
 
 def media_dir(out_html: Path) -> Path:
@@ -43,6 +48,27 @@ def media_dir(out_html: Path) -> Path:
 def _file_name(sample_id: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", sample_id).strip(".-")[:48] or "sample"
     return f"{slug}-{hashlib.sha256(sample_id.encode('utf-8')).hexdigest()[:10]}.wav"
+
+
+def contained_file(root: Path, named: object) -> tuple[Path | None, str]:
+    """The regular file a journal names relative to `root`, or None with why it is refused.
+
+    Absolute paths, `..` escapes and symlinks that lead out of `root` are refused, as are devices, FIFOs and
+    folders: only a regular file that really lives under `root` may be copied into a report.
+    """
+    if not isinstance(named, str) or not named:
+        return None, ""
+    if Path(named).is_absolute():
+        return None, "audio unavailable: the journal names an absolute path"
+    base = root.resolve()
+    target = (base / named).resolve()
+    if not target.is_relative_to(base):
+        return None, "audio unavailable: the journal names a path outside the run directory"
+    if not target.exists():
+        return None, "audio unavailable: the file the journal names is missing"
+    if not target.is_file():
+        return None, "audio unavailable: the journal names something that is not a regular file"
+    return target, ""
 
 
 def _place(source: Path, target: Path) -> None:
@@ -101,11 +127,17 @@ def _cache_lookup(run: Run, data_dir: Path | None) -> tuple[Callable[[dict[str, 
     return lookup, synth_for(None).root
 
 
-def _input_clips(run: Run, data_dir: Path | None) -> tuple[dict[str, Path], str]:
+def _input_clips(run: Run, data_dir: Path | None, media: RunMedia) -> tuple[dict[str, Path], str]:
     """Each sample's question clip: kept in the run directory (`input_audio`), else found in the TTS cache."""
-    clips = {str(r["sample_id"]): run.run_dir / str(r["input_audio"]) for r in run.records
-             if isinstance(r.get("input_audio"), str) and (run.run_dir / str(r["input_audio"])).is_file()}
-    missing = [r for r in run.records if str(r.get("sample_id")) not in clips]
+    clips: dict[str, Path] = {}
+    for r in run.records:
+        path, refused = contained_file(run.run_dir, r.get("input_audio"))
+        if path is not None:
+            clips[str(r["sample_id"])] = path
+        elif refused:
+            media.unavailable[(str(r["sample_id"]), "in")] = refused
+    missing = [r for r in run.records
+               if str(r.get("sample_id")) not in clips and (str(r.get("sample_id")), "in") not in media.unavailable]
     if not missing:
         return clips, ""
     which = "" if not clips else f" for {len(missing)} samples"
@@ -134,9 +166,10 @@ def collect(runs: Sequence[Run], out_html: Path, *, data_dir: Path | None = None
     for index, run in enumerate(runs, 1):
         media = RunMedia()
         for record in run.records:
-            rel = record.get("output_audio")
-            source = run.run_dir / str(rel) if isinstance(rel, str) else None
-            if source is None or not source.is_file():
+            source, refused = contained_file(run.run_dir, record.get("output_audio"))
+            if source is None:
+                if refused:
+                    media.unavailable[(str(record["sample_id"]), "out")] = refused
                 continue
             target = folder / f"run{index}" / _file_name(str(record["sample_id"]))
             _place(source, target)
@@ -144,7 +177,7 @@ def collect(runs: Sequence[Run], out_html: Path, *, data_dir: Path | None = None
         if not media.output:
             media.output_note = "no output audio: the run kept none (run without --no-audio to keep it)"
         if inputs:
-            clips, media.input_note = _input_clips(run, data_dir)
+            clips, media.input_note = _input_clips(run, data_dir, media)
             for sample_id, source in clips.items():
                 # Cache paths are content-addressed: runs that heard the same clip share one file here too.
                 target = folder / "input" / f"{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.wav"

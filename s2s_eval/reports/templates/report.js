@@ -144,8 +144,8 @@
 
     var left = el("div");
     left.appendChild(el("h3", null, "Audio"));
-    left.appendChild(player("Input: the spoken question", d["in"], notes["in"]));
-    left.appendChild(player("Output: the model's answer", d.out, notes.out));
+    left.appendChild(player("Input: the spoken question", d["in"], d.in_note || notes["in"]));
+    left.appendChild(player("Output: the model's answer", d.out, d.out_note || notes.out));
     left.appendChild(el("h3", null, "Verdict"));
     var facts = el("dl", "facts");
     fact(facts, "verdict", row.dataset.v);
