@@ -379,6 +379,20 @@ def test_counting_uses_the_noun_of_the_question() -> None:
           "Eight vegetables.", "8", vegetables)
 
 
+@pytest.mark.parametrize(("category", "transcript", "expected"), [
+    ("formal_fallacies", "It isn't not valid.", "valid"),  # two negators cancel: it is valid
+    ("formal_fallacies", "It is not not valid.", "valid"),
+    ("formal_fallacies", "It isn't valid.", "invalid"),  # one negator: the control
+    ("navigate", "You don't fail to return to the starting point.", "yes"),  # you do return
+    ("navigate", "You fail to return to the starting point.", "no"),
+    ("navigate", "You don't return to the starting point.", "no"),
+])
+def test_a_double_negation_cancels_and_a_single_one_negates(category: str, transcript: str, expected: str) -> None:
+    check(category, transcript, expected)
+    target = expected.capitalize() if category == "navigate" else expected  # the dataset's "Yes" / "No"
+    assert grade(sample(category, target), transcript).reason == "match"
+
+
 def test_extraction_ignores_the_target() -> None:
     """Same transcript, different gold answers: the same extraction, and only the grade differs."""
     with pytest.raises(AssertionError, match="read sample.target"):

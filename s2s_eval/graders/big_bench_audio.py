@@ -96,7 +96,8 @@ def _window(text: str, pos: int) -> str:
 
 
 def _negated(window: str) -> bool:
-    # Parity, so "not invalid" is valid and "isn't not valid" stays invalid.
+    # Parity, as in logic: "not invalid" is valid, and two negators cancel ("isn't not valid" is valid, "you don't
+    # fail to return" returns).
     return len(_NEGATOR_RE.findall(window)) % 2 == 1
 
 
