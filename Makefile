@@ -49,7 +49,7 @@ eval: setup
 
 test: setup lint
 	@scripts/ensure-system-packages --browser
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -rs
 
 lint: setup
 	$(BIN)/ruff check s2s_eval tests benchmarks

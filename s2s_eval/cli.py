@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "nothing fails the gate: the comparison is flagged underpowered (default: 30)")
     compare.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON")
 
+    fetch = sub.add_parser("fetch-data", help="download a local copy of the evals' data for offline runs")
+    fetch.add_argument("--out", type=Path, required=True, help="folder for the copy; pass it later as --data-dir "
+                       "or S2S_DATA_DIR")
+    fetch.add_argument("--eval", action="append", dest="evals", metavar="EVAL",
+                       help="only this eval (repeatable; default: every eval with a downloadable source)")
+    fetch.add_argument("--force", action="store_true", help="download again files that are already there")
+
     merge = sub.add_parser("merge", help="join shard run directories into one run")
     merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=Path, required=True, help="the merged run directory (new)")
@@ -301,6 +308,17 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and result.regression else 0
 
 
+def _fetch_data(args: argparse.Namespace) -> int:
+    from s2s_eval.datasets.download import fetch
+
+    results = fetch(args.out, args.evals, force=args.force, progress=lambda line: print(f"downloading {line}"))
+    for result in results:
+        print(f"{result.eval}: " + (f"skipped: {result.skipped}" if result.skipped else
+                                    f"{len(result.files)} file(s) checked under {args.out}"))
+    print(f"data copy ready: pass --data-dir {args.out} or set S2S_DATA_DIR={args.out}")
+    return 0
+
+
 def _merge(args: argparse.Namespace) -> int:
     from s2s_eval.runners.merge import merge
 
@@ -352,7 +370,7 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
-                "selftest": _selftest, "serve": _serve, "sweep": _sweep}
+                "fetch-data": _fetch_data, "selftest": _selftest, "serve": _serve, "sweep": _sweep}
     try:
         return handlers[args.command](args)
     except UserError as exc:

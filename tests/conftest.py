@@ -34,10 +34,26 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+def _data_missing() -> str | None:
+    if (SHARED_DATA / "big_bench_hard").is_dir() and (SHARED_DATA / "multichallenge").is_dir():
+        return None
+    return (f"no local copy of the benchmark data at {SHARED_DATA}: set S2S_DATA_DIR to one "
+            f"(`s2s-eval fetch-data --out DIR` makes it)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With S2S_REQUIRE_DATA=1 (CI), missing data stops the run at once with one line, never a silent skip."""
+    missing = _data_missing()
+    if missing and os.environ.get("S2S_REQUIRE_DATA") == "1":
+        pytest.exit(f"{missing}; S2S_REQUIRE_DATA=1 requires it", returncode=1)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not (SHARED_DATA / "big_bench_hard").is_dir():
-        pytest.skip(f"shared datasets not found at {SHARED_DATA} (set S2S_DATA_DIR)")
+    """The local copy of Big-Bench-Hard and MultiChallenge; the test skips without one (fails under CI's switch)."""
+    missing = _data_missing()
+    if missing:
+        missing_tool(missing, "S2S_REQUIRE_DATA")
     return SHARED_DATA
 
 
