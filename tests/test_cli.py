@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -48,6 +52,47 @@ def test_openai_compatible_needs_a_url() -> None:
     assert_one_clear_line(cli("run", "--model", "openai-compatible", "--eval", "big_bench_audio"), "--url")
 
 
+# The charts a one-run report promises, by their alt text, and labels each must draw: matplotlib writes every text it
+# draws as a comment beside its glyph paths (`svg.fonttype` "path"), so a chart with these is the chart named.
+REPORT_CHARTS = {
+    "Bar chart: accuracy per eval and model": {"big bench audio", "local", "Accuracy"},
+    "Bar chart: accuracy by category and model for big_bench_audio": {
+        "big_bench_audio: accuracy by category", "formal fallacies", "navigate", "object counting", "web of lies",
+        "overall", "local"},
+    "Cumulative distribution of time to first audio per model": {
+        "Time to first audio: cumulative share", "Time to first audio (ms)", "local (n=4)"},
+    "Scatter plot: accuracy against median time to first audio": {"Accuracy vs time to first audio", "local"},
+}
+SVG = "{http://www.w3.org/2000/svg}svg"
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def report_charts(html: str) -> dict[str, set[str]]:
+    """Alt text → the texts drawn in that chart, for every `<img>` of the page; each must be a well-formed SVG."""
+    parser = _Images()
+    parser.feed(html)
+    charts: dict[str, set[str]] = {}
+    for image in parser.images:
+        alt, src = image.get("alt") or "", image.get("src") or ""
+        match = re.fullmatch(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", src)
+        assert match, f"{alt!r}: not an SVG data URI: {src[:60]!r}"
+        svg = base64.b64decode(match.group(1), validate=True)
+        root = ET.fromstring(svg, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+        assert root.tag == SVG and len(svg) > 10_000, (alt, root.tag, len(svg))
+        assert alt not in charts, f"two charts with the alt text {alt!r}"
+        charts[alt] = {(node.text or "").strip() for node in root.iter() if node.tag is ET.Comment}
+    return charts
+
+
 def test_local_run_then_report(data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     done = cli("run", "--model", "local", "--eval", "big_bench_audio", "--limit", "4", "--data-dir", str(data_dir),
@@ -58,7 +103,10 @@ def test_local_run_then_report(data_dir: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     done = cli("report", str(run_dir), "--out", str(report))
     assert done.returncode == 0, done.stderr
-    assert "<img" in report.read_text() or "<svg" in report.read_text()
+    charts = report_charts(report.read_text())
+    assert set(REPORT_CHARTS) <= set(charts), sorted(charts)
+    for alt, labels in REPORT_CHARTS.items():
+        assert labels <= charts[alt], (alt, sorted(charts[alt]))
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

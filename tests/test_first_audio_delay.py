@@ -31,8 +31,10 @@ def run_options(url: str, data_dir: Path, out: Path) -> RunOptions:
 
 async def test_synthesis_overlaps_the_delay(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A synthesiser that takes 200 ms per sentence: overlapped, the first audio still comes at 300 ms;
-    "sleep, then synthesise" would make it 500 ms."""
-    synthesis_s = 0.2
+    "sleep, then synthesise" would make it 500 ms. All three figures scale together with TIMING_SCALE, so the
+    bound between them (400 ms at scale 1) keeps telling the two apart on a slow machine."""
+    delay_ms = DELAY_MS * TIMING_SCALE
+    synthesis_s = 0.2 * TIMING_SCALE
 
     def slow_speech(self: Synthesizer, text: str) -> bytes:
         time.sleep(synthesis_s)
@@ -41,12 +43,12 @@ async def test_synthesis_overlaps_the_delay(data_dir: Path, tmp_path: Path, monk
     monkeypatch.setattr(Synthesizer, "speech", slow_speech)
     script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": "No."}]}])
     monkeypatch.setattr(Synthesizer, "prepare", lambda self, texts, **_: 0)  # nothing warmed in advance
-    async with running(ServerConfig(port=0, engine="scripted", script=script, first_audio_delay_ms=DELAY_MS)) as (
+    async with running(ServerConfig(port=0, engine="scripted", script=script, first_audio_delay_ms=delay_ms)) as (
             _, url):
         run_dir, _ = await execute(run_options(url, data_dir, tmp_path / "run"))
     ttfa = [r["latency"]["ttfa_ms"] for r in read_records(run_dir)]
-    assert len(ttfa) == len(IDS) and all(t >= DELAY_MS for t in ttfa), ttfa
-    assert max(ttfa) < DELAY_MS + synthesis_s * 1000 / 2 * TIMING_SCALE, ttfa
+    assert len(ttfa) == len(IDS) and all(t >= delay_ms for t in ttfa), ttfa
+    assert max(ttfa) < delay_ms + synthesis_s * 1000 / 2, ttfa
 
 
 def long_answer(sample_id: str) -> str:

