@@ -26,6 +26,7 @@ from s2s_eval.runners.looplag import LoopLagMonitor
 from s2s_eval.runners.profile import auth_headers, endpoint, load_profile
 from s2s_eval.runners.retry import AdaptiveLimiter, RetryPolicy
 from s2s_eval.runners.run import shard
+from tests.conftest import TIMING_SCALE
 from tests.test_cli import assert_one_clear_line, cli
 
 TRANSIENT = TurnError("disconnect", "connection closed by the server (1006)")
@@ -153,7 +154,7 @@ async def test_a_grown_limit_lets_a_waiter_in_at_once() -> None:
     assert not entered.is_set() and limiter.active == 1
     limiter.succeeded()  # a window of one success at limit 1: the limit grows to 2
     assert limiter.limit == 2
-    await asyncio.wait_for(entered.wait(), 1.0)
+    await asyncio.wait_for(entered.wait(), 1.0 * TIMING_SCALE)
     release.set()
     await asyncio.gather(*tasks)
 

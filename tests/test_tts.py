@@ -122,7 +122,7 @@ def test_edge_offline_fails_within_5_s_with_one_line(tmp_path: Path, monkeypatch
     started = time.monotonic()
     with pytest.raises(UserError) as caught:
         synth.prepare(["What is two plus two?"], progress=False)
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 4.0 + 1.0 * TIMING_SCALE  # the 4 s reachability deadline, plus slack
     message = str(caught.value)
     assert "\n" not in message
     assert "edge-tts: the Microsoft Edge speech service is unreachable" in message
@@ -145,7 +145,7 @@ def test_edge_hanging_dns_still_fails_within_5_s(tmp_path: Path, monkeypatch: py
             synth.speech("Hello.")
     finally:
         release.set()
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 4.0 + 1.0 * TIMING_SCALE  # the 4 s reachability deadline, plus slack
 
 
 def test_edge_cli_offline_is_one_line_within_5_s(tmp_path: Path, data_dir: Path) -> None:
