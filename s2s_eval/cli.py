@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", help="point the profile at another endpoint, e.g. ws://127.0.0.1:8765/v1/realtime")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<time>-<model>-<eval>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished samples")
+    run.add_argument("--accept-changes", action="store_true", help="with --resume: continue even where this "
+                     "invocation differs from the run (input, voice, ...); the change is recorded in spec.json")
     run.add_argument("--no-audio", action="store_true", help="do not keep the models' output audio")
     run.add_argument("--turn-mode", choices=("manual", "vad"), default="manual", help="manual: commit and ask "
                      "(time zero = response.create sent); vad: the server detects the end of speech (time zero = "
@@ -136,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("reports/index.html"),
                         help="the HTML file; its audio goes into a folder beside it (index.html -> index_media/)")
     report.add_argument("--no-audio", action="store_true", help="copy no audio beside the report (no players)")
-    report.add_argument("--no-input-audio", action="store_true", help="do not look up the spoken questions in "
-                        "the TTS cache")
-    report.add_argument("--data-dir", type=Path, help="local dataset folder, to find the spoken questions of runs "
-                        "that read their dataset online (default: the run's own local copy, if any)")
+    report.add_argument("--no-input-audio", action="store_true", help="copy no spoken questions beside the report")
 
     compare = sub.add_parser("compare", help="pair two runs' samples and test for a regression (exit 1 on one "
                              "with --fail-on-regression)")
@@ -243,6 +242,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = RunOptions(model=args.model, eval=args.eval, limit=args.limit, ids=args.ids,
                          concurrency=args.concurrency, url=args.url, out=args.out, resume=args.resume,
+                         accept_changes=args.accept_changes,
                          data_dir=args.data_dir, save_audio=not args.no_audio, turn_mode=args.turn_mode,
                          pace=args.pace, protocol=args.protocol, voice=args.voice,
                          output_modality=args.output_modality, input_modality=args.input_modality,
@@ -285,15 +285,14 @@ def _sweep(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from s2s_eval.reports.html import build_report
 
-    out = build_report(args.runs, args.out, audio=not args.no_audio, input_audio=not args.no_input_audio,
-                       data_dir=args.data_dir)
+    out = build_report(args.runs, args.out, audio=not args.no_audio, input_audio=not args.no_input_audio)
     print(f"report: {out}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from s2s_eval.log import write_json
     from s2s_eval.reports.compare import Thresholds, compare, format_text
-    from s2s_eval.runners.journal import write_json
 
     thresholds = Thresholds(max_accuracy_drop_pp=args.max_accuracy_drop,
                             max_ttfa_increase_ms=args.max_ttfa_increase_ms,

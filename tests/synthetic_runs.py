@@ -15,6 +15,7 @@ from typing import Any
 
 from s2s_eval import audio
 from s2s_eval.graders.summary import summarise
+from s2s_eval.log import SampleRecord
 
 CATEGORIES = ("formal_fallacies", "navigate", "object_counting", "web_of_lies")
 TARGETS = {"formal_fallacies": ("valid", "invalid"), "navigate": ("Yes", "No"), "object_counting": ("3", "7"),
@@ -101,7 +102,8 @@ def write_run(run_dir: Path, records: list[dict[str, Any]], *, model: str, start
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     if summary:
-        data = {**summarise(records), "run_id": run_dir.name, "model": model, "eval": eval_name,
+        validated = (SampleRecord.model_validate(r).as_dict() for r in records)  # as the journal reads them
+        data = {**summarise(validated), "run_id": run_dir.name, "model": model, "eval": eval_name,
                 "complete": complete}
         (run_dir / "summary.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     return run_dir

@@ -30,7 +30,7 @@ from s2s_eval.graders.complexfuncbench_match import (
     value_check,
 )
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, JudgeConfig
-from s2s_eval.runners.journal import read_records
+from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.runners.session import FunctionCall, ResponseObservation
 from s2s_eval.server.engines import load_script

@@ -21,8 +21,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from s2s_eval.log import read_records
 from s2s_eval.runners.client import Transport, run_session
-from s2s_eval.runners.journal import read_records
 from s2s_eval.runners.retry import RetryPolicy
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.runners.session import SessionMachine, SessionPlan, UserTurn

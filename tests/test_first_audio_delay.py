@@ -14,7 +14,7 @@ import pytest
 
 from s2s_eval import audio
 from s2s_eval.datasets.tts import Synthesizer
-from s2s_eval.runners.journal import read_records
+from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.server.app import ServerConfig, running
 from tests.conftest import TIMING_SCALE

@@ -9,7 +9,7 @@ import pytest
 
 from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.spec import load_eval
-from s2s_eval.runners.journal import read_records, read_spec
+from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute
 from tests.openai_fake import FakeOpenAI, Reply, extraction
 from tests.servers import serve_process, write_script

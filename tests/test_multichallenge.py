@@ -26,7 +26,7 @@ from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.errors import DataError, UserError
 from s2s_eval.graders import Answer, GradeContext, get_grader
 from s2s_eval.graders.judge import NOT_CONFIGURED
-from s2s_eval.runners.journal import read_records
+from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
 from tests.openai_fake import FakeOpenAI, Reply, verdict
 from tests.servers import serve_process, write_script

@@ -19,7 +19,7 @@ from s2s_eval.datasets import load_samples
 from s2s_eval.datasets.spec import load_eval
 from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import DataError, UserError
-from s2s_eval.runners.journal import read_records, read_spec
+from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute
 from tests.conftest import TIMING_SCALE
 

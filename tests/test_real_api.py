@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s2s_eval.runners.journal import read_records
+from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
 
 pytestmark = [

@@ -340,37 +340,44 @@ def test_a_voice_mix_is_broken_down_by_voice(tmp_path: Path) -> None:
     assert 'id="voices"' not in build_report([single], tmp_path / "s.html", audio=False).read_text(encoding="utf-8")
 
 
-def test_output_and_input_audio_are_copied_beside_the_report(tmp_path: Path, data_dir: Path,
+def test_output_and_input_audio_are_copied_beside_the_report(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Output clips come from the run, question clips from the TTS cache (found through the run's spec)."""
-    monkeypatch.setenv("S2S_CACHE_DIR", str(tmp_path / "cache"))  # only this test's three clips are cached
-    from s2s_eval.datasets import load_samples
-    from s2s_eval.datasets.spec import load_eval
-    from s2s_eval.datasets.tts import Synthesizer
+    """Output clips and question clips are found through each record alone: a clip kept in the run, one kept in
+    the audio cache (a --no-audio run), and one whose cache file changed since the run (refused by its hash)."""
+    from s2s_eval import audio
+    from tests.synthetic_runs import tone
 
-    spec = load_eval("big_bench_audio")
-    samples, source = load_samples(spec, data_dir)
-    synth = Synthesizer(spec.tts)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("S2S_CACHE_DIR", str(cache))
     run = make_run(tmp_path / "run", "local", 8, 0.5, audio_s=0.4)
-    for sample in samples[:3]:  # three of the eight questions are in the cache
-        synth.speech(sample.prompt_text)
-    run_spec = json.loads((run / "spec.json").read_text())
-    run_spec.update(eval=spec.public(), dataset=source, tts=synth.describe())
-    (run / "spec.json").write_text(json.dumps(run_spec))
+    journal = run / "samples.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    expected: dict[str, bytes] = {}
+    for i, r in enumerate(records):
+        pcm = tone(0.3, 300 + 40 * i)
+        kept = "run" if i < 4 else "cache"
+        relative = f"audio/{r['sample_id']}.input.wav" if kept == "run" else f"audio/espeak-ng/ab/{i}.wav"
+        audio.write_wav((run if kept == "run" else cache) / relative, pcm)
+        r["input_clip"] = {"text": f"question {i}", "sha256": hashlib.sha256(pcm).hexdigest(), "duration_s": 0.3,
+                           "path": relative, "kept": kept}
+        expected[r["sample_id"]] = pcm
+    changed = records[7]
+    audio.write_wav(cache / changed["input_clip"]["path"], tone(0.3, 999))  # the cache moved on since the run
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+
     out = build_report([run], tmp_path / "report" / "index.html")
     data = page_data(out.read_text(encoding="utf-8"))
     rows = tables(out.read_text(encoding="utf-8"))["samples"]
     by_id = {row[1].replace(" ", ""): d for row, d in zip(rows, data["samples"], strict=True)}
-    for sample in samples[:8]:
-        entry = by_id[sample.sample_id]
+    for r in records:
+        entry = by_id[r["sample_id"]]
         output = out.parent / entry["out"]
-        assert output.is_file() and output.read_bytes() == (run / "audio" / f"{sample.sample_id}.wav").read_bytes()
+        assert output.read_bytes() == (run / r["output_audio"]).read_bytes()
         assert not entry["out"].startswith(("/", "..")) and entry["out"].startswith("index_media/")
-    found = {s.sample_id for s in samples[:8] if "in" in by_id[s.sample_id]}
-    assert found == {s.sample_id for s in samples[:3]}
-    for sample in samples[:3]:
-        assert (out.parent / by_id[sample.sample_id]["in"]).read_bytes() == synth.path(sample.prompt_text).read_bytes()
-    assert "no input audio for 5 samples" in data["notes"][0]["in"]
+        if r is changed:
+            assert "in" not in entry and "not the clip the model heard" in entry["in_note"]
+        else:
+            assert audio.read_wav(out.parent / entry["in"]) == expected[r["sample_id"]]
     # --no-audio: no folder, no players, and the page says why.
     bare = build_report([run], tmp_path / "bare" / "index.html", audio=False)
     assert not (bare.parent / "index_media").exists()

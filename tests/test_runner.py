@@ -11,7 +11,7 @@ import soundfile as sf
 from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.spec import load_eval
 from s2s_eval.errors import UserError
-from s2s_eval.runners.journal import RECORD_FIELDS, read_records
+from s2s_eval.log import RECORD_FIELDS, read_records
 from s2s_eval.runners.run import EndpointUnreachable, RunOptions, execute
 from tests.servers import serve_process, write_script
 
@@ -101,7 +101,7 @@ async def test_resume_skips_journaled_samples_and_drops_a_torn_line(scripted_ser
 
     with pytest.raises(UserError, match="--resume"):
         await execute(options(scripted_server, out, data_dir=data_dir))
-    with pytest.raises(UserError, match="cannot resume it with local"):
+    with pytest.raises(UserError, match="--model: .*name openai-compatible.* in the run, .*name local.* now"):
         await execute(options(scripted_server, out, data_dir=data_dir, model="local", resume=True))
 
     _, summary = await execute(options(scripted_server, out, data_dir=data_dir, resume=True))

@@ -16,7 +16,7 @@ from s2s_eval import audio, pricing
 from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.spec import load_eval
 from s2s_eval.datasets.tts import Synthesizer
-from s2s_eval.runners.journal import read_records
+from s2s_eval.log import read_records
 from s2s_eval.runners.profile import load_profile
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.runners.session import INPUT_CHUNK_MS
@@ -157,8 +157,8 @@ async def test_overlapping_or_mismatched_shards_are_refused_in_one_line(shard_ru
         (one, str(overlapping), three): "appears in two shards",
         (one, str(other_id), three): "the shards differ in model",
         (one, str(other_endpoint), three): "the shards differ in endpoint",
-        (one, str(typed), three): "the shards differ in input (modality or perturbation)",
-        (one, str(tmp_path / "nowhere")): "not a run directory",
+        (one, str(typed), three): "the shards differ in input modalities",
+        (one, str(tmp_path / "nowhere")): "no such run directory",
     }
     for index, (dirs, message) in enumerate(cases.items()):
         out = tmp_path / f"merged{index}"

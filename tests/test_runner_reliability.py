@@ -25,8 +25,8 @@ import pytest
 
 from s2s_eval.datasets import Sample, load_samples, select
 from s2s_eval.datasets.spec import load_eval
+from s2s_eval.log import read_records
 from s2s_eval.runners.errors import ERROR_CLASSES
-from s2s_eval.runners.journal import read_records
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.server.faults import FAULT_KINDS, FaultConfig, FaultPlan
 from tests.conftest import ROOT, TIMING_SCALE

@@ -20,8 +20,8 @@ from openai.types.realtime import ResponseDoneEvent
 from s2s_eval import pricing
 from s2s_eval.datasets import Sample
 from s2s_eval.errors import UserError
+from s2s_eval.log import Journal, read_records
 from s2s_eval.runners.errors import TurnError
-from s2s_eval.runners.journal import Journal, read_records
 from s2s_eval.runners.looplag import LoopLagMonitor
 from s2s_eval.runners.profile import auth_headers, endpoint, load_profile
 from s2s_eval.runners.retry import AdaptiveLimiter, RetryPolicy
@@ -404,14 +404,20 @@ def test_reading_a_journal_streams_it(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_line_is_skipped_but_a_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
+    def line(sample_id: str) -> str:
+        return json.dumps({"sample_id": sample_id, "eval": "e", "model": "m", "status": "ok"})
+
     path = tmp_path / "samples.jsonl"
-    path.write_text('{"sample_id": "a"}\n{"sample_id": "b"}\n{"sample_id": "c", "ev')
+    path.write_text(f'{line("a")}\n{line("b")}\n{{"sample_id": "c", "ev')
     assert [r["sample_id"] for r in read_records(tmp_path)] == ["a", "b"]
-    path.write_text('{"sample_id": "a"}\n{"sample_id": "b", "ev\n{"sample_id": "c"}\n')
+    path.write_text(f'{line("a")}\n{{"sample_id": "b", "ev\n{line("c")}\n')
     with pytest.raises(UserError, match=r"samples.jsonl:2: not a JSON line"):
         list(read_records(tmp_path))
-    path.write_text(json.dumps({"sample_id": "a"}) + "\n\n")
+    path.write_text(line("a") + "\n\n")
     assert [r["sample_id"] for r in read_records(tmp_path)] == ["a"]
+    path.write_text(json.dumps({"sample_id": "a"}) + "\n")  # JSON, but not a sample record: one line naming why
+    with pytest.raises(UserError, match=r"samples.jsonl:1: not a sample record .*\(eval: Field required\)"):
+        list(read_records(tmp_path))
 
 
 def test_rate_limits_of_one_generation_of_sessions_halve_the_limit_once() -> None:

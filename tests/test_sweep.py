@@ -11,7 +11,7 @@ import pytest
 
 from s2s_eval.cli import main
 from s2s_eval.errors import UserError
-from s2s_eval.runners.journal import read_records, read_spec
+from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions
 from s2s_eval.runners.sweep import level_name, sweep
 from tests.cdp import open_page

@@ -18,7 +18,7 @@ from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.datasets.tts_input import InputAudio, assign_voice
 from s2s_eval.graders.asr import _wav_bytes, load_transcriber
-from s2s_eval.runners.journal import read_records, read_spec
+from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute, texts_to_speak
 from tests.openai_fake import FakeOpenAI, Reply
 

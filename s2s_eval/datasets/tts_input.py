@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sys
 import threading
 from collections import Counter
@@ -70,9 +71,9 @@ class InputAudio:
     """Speaks the samples of one eval run (voice mix, official audio, verification, perturbation)."""
 
     def __init__(self, spec: EvalSpec, cache_root: Path | None = None, keep_dir: Path | None = None) -> None:
-        """`keep_dir`: a run directory; a question clip that the plain TTS cache cannot reproduce (perturbed, from a
-        voice mix, or an official recording) is kept there as `audio/<sample id>.input.wav`, so a report can play
-        what the model heard."""
+        """`keep_dir`: a run directory; every question clip is kept there as `audio/<sample id>.input.wav` (a hard
+        link to the cache where the clip is the cached one), so the run alone says what the model heard: a report
+        plays it without the dataset, the cache or the TTS engine."""
         self.spec = spec
         self.keep_dir = keep_dir
         self.settings: TTSSettings = spec.tts
@@ -85,6 +86,7 @@ class InputAudio:
         self._chosen: dict[str, str] = {}  # sample id -> voice, when verification moved it
         self._verified: dict[str, dict[str, Any]] = {}
         self._measured: dict[str, dict[str, Any]] = {}  # sample id -> the question clip's perturbation facts
+        self._clips: dict[str, dict[str, Any]] = {}  # sample id -> the question clip's InputClip fields
         self._babble: np.ndarray | None = None
         self._lock = threading.Lock()
         for label in (*self.mix, *self.settings.verify.fallback_voices):
@@ -270,16 +272,39 @@ class InputAudio:
             pcm = applied.pcm
             if text == sample.prompt_text:
                 self._measured[sample.sample_id] = applied.facts
-        kept = self._kept(sample) if text == sample.prompt_text else None
-        if kept:
-            audio.write_wav(self.keep_dir / kept, pcm)  # type: ignore[operator]
+        if text == sample.prompt_text:
+            self._clips[sample.sample_id] = self._keep(sample, text, pcm)
         return pcm
 
-    def _kept(self, sample: Sample) -> str | None:
-        """Where the question clip of `sample` is kept, relative to `keep_dir` (None: not kept)."""
-        unusual = (self.perturbation is not None or self.official or len(self.mix) > 1
-                   or sample.sample_id in self._chosen)
-        return f"audio/{sample.sample_id}.input.wav" if self.keep_dir is not None and unusual else None
+    def _cached_path(self, sample: Sample, text: str) -> Path | None:
+        """The cache file holding exactly this question's clip, or None when the clip exists only in memory."""
+        if self.perturbation is not None:
+            return None
+        if self.official:
+            return self._official_path(sample)
+        return self.synth(self.voice_of(sample)).path(text)
+
+    def _keep(self, sample: Sample, text: str, pcm: bytes) -> dict[str, Any]:
+        """Keep the question clip in the run directory (linked from the cache where it is the cached file)."""
+        clip: dict[str, Any] = {"text": text, "sha256": hashlib.sha256(pcm).hexdigest(),
+                                "duration_s": round(audio.duration_s(pcm), 3), "path": None, "kept": None}
+        cached = self._cached_path(sample, text)
+        if self.keep_dir is None:
+            if cached is not None and cached.is_file():
+                clip.update(path=cached.relative_to(self.cache_root).as_posix(), kept="cache")
+            return clip
+        relative = f"audio/{sample.sample_id}.input.wav"
+        target = self.keep_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            if cached is None or not cached.is_file():
+                raise FileNotFoundError(cached)
+            os.link(cached, target)  # no second copy of the bytes
+        except OSError:  # not cached, another file system, or links not allowed
+            audio.write_wav(target, pcm)
+        clip.update(path=relative, kept="run")
+        return clip
 
     # --- what is recorded ---------------------------------------------------------------------------------------
 
@@ -301,10 +326,12 @@ class InputAudio:
         perturbation = None
         if self.perturbation is not None:
             perturbation = {**self.perturbation.describe(), **self._measured.get(sample.sample_id, {})}
-        facts = {"voice": label, "tts": tts, "perturbation": perturbation}
-        kept = self._kept(sample)
-        if kept and (self.keep_dir / kept).is_file():  # type: ignore[operator]
-            facts["input_audio"] = kept
+        facts: dict[str, Any] = {"voice": label, "tts": tts, "perturbation": perturbation}
+        clip = self._clips.get(sample.sample_id)
+        if clip is not None:
+            facts["input_clip"] = clip
+            if clip["kept"] == "run":
+                facts["input_audio"] = clip["path"]  # the field's name before InputClip (schema version 0)
         return facts
 
     def describe(self) -> dict[str, Any]:

@@ -63,6 +63,17 @@ class RuleGrader:
         return self.rule(sample, answer.text)
 
 
+# Bump a grader's version when its rules change what it decides: runs graded by different versions are not
+# compared like for like (compare flags them), and `regrade` records which version produced each grade.
+GRADER_VERSIONS = {"big_bench_audio": "1", "big_bench_audio_judge": "1", "multichallenge": "1",
+                   "complexfuncbench": "1"}
+
+
+def grader_version(name: str) -> str | None:
+    """The version of the grader registered under `name` (None for a name this harness does not know)."""
+    return GRADER_VERSIONS.get(name)
+
+
 def get_grader(name: str) -> Grader:
     """The grader registered under `name`."""
     from s2s_eval.graders import big_bench_audio, big_bench_audio_judge, complexfuncbench, multichallenge
@@ -76,4 +87,5 @@ def get_grader(name: str) -> Grader:
     return graders[name]
 
 
-__all__ = ["Answer", "Episode", "Grade", "GradeContext", "Grader", "RuleGrader", "get_grader"]
+__all__ = ["GRADER_VERSIONS", "Answer", "Episode", "Grade", "GradeContext", "Grader", "RuleGrader", "get_grader",
+           "grader_version"]

@@ -24,7 +24,7 @@ class _Tally:
 
     def add(self, record: dict[str, Any]) -> None:
         self.n += 1
-        if record.get("correct") is not None:
+        if record["correct"] is not None:
             self.graded += 1
             self.correct += bool(record["correct"])
 
@@ -51,39 +51,38 @@ class _Summary:
     metrics: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0, 0]))
 
     def add(self, r: dict[str, Any]) -> None:
+        """One record, as `SampleRecord` guarantees it (every field present; see s2s_eval/log)."""
         self.overall.add(r)
-        self.categories[r.get("category") or "all"].add(r)
-        if r.get("status") == "ok":
+        self.categories[r["category"] or "all"].add(r)
+        if r["status"] == "ok":
             for key in (*LATENCY_FIELDS, *EXTRA_LATENCY):
-                value = (r.get("latency") or {}).get(key)
-                if value is not None:
-                    self.latency[key].append(float(value))
+                if r["latency"][key] is not None:
+                    self.latency[key].append(float(r["latency"][key]))
         else:
-            error = r.get("error") or {}
-            self.errors[error.get("kind", "unknown")] += 1
-            self.error_classes[error.get("class", "unknown")] += 1
-        reason = (r.get("grade") or {}).get("reason")
-        if reason:
-            self.reasons[reason] += 1
-        measured = {**((r.get("grade") or {}).get("metrics") or {}),
-                    **({"pass_at_1": r["pass_at_1"]} if r.get("pass_at_1") is not None else {}),
-                    **({"asr_wer": r["asr"]["wer"]} if (r.get("asr") or {}).get("wer") is not None else {})}
+            error = r["error"] or {"kind": "unknown", "class": "unknown"}
+            self.errors[error["kind"]] += 1
+            self.error_classes[error["class"]] += 1
+        grade = r["grade"]
+        if grade and grade["reason"]:
+            self.reasons[grade["reason"]] += 1
+        measured = {**(grade["metrics"] if grade else {}), "pass_at_1": r["pass_at_1"],
+                    "asr_wer": r["asr"].get("wer") if r["asr"] else None}
         for name, value in measured.items():
             if value is not None:  # a running sum and count: memory does not grow with the run
                 self.metrics[name][0] += float(value)
                 self.metrics[name][1] += 1
         for key in ("input_tokens", "output_tokens", "total_tokens"):
-            self.usage[key] += int((r.get("usage") or {}).get(key) or 0)
-        attempts = int(r.get("attempts") or 1)
-        self.attempts += attempts
-        self.retried += attempts > 1
-        if r.get("cost_usd") is not None:
+            self.usage[key] += int(r["usage"].get(key) or 0)  # usage is the provider's object: fields may be null
+        self.attempts += r["attempts"]
+        self.retried += r["attempts"] > 1
+        if r["cost_usd"] is not None:
             self.cost_usd += float(r["cost_usd"])
             self.priced += 1
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, accuracy overall and per category, latency percentiles, tokens, attempts and cost."""
+    """Counts, accuracy overall and per category, latency percentiles, tokens, attempts and cost, of records as
+    `s2s_eval.log.read_records` gives them (validated: every field of `SampleRecord` present)."""
     s = _Summary()
     for record in records:
         s.add(record)

@@ -20,9 +20,9 @@ import pandas as pd
 
 from s2s_eval.errors import UserError
 from s2s_eval.graders.summary import summarise
+from s2s_eval.log import read_records, read_spec
 from s2s_eval.reports import stats
 from s2s_eval.reports.conditions import Condition, VoiceAccuracy, by_voice, condition_of
-from s2s_eval.runners.journal import read_records, read_spec
 
 OVERALL = "overall"
 # Per-sample metrics ComplexFuncBench's grader reports (averaged in the summary); shown as their own columns.
@@ -122,21 +122,11 @@ def parse_time(value: Any) -> dt.datetime | None:
     return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def run_spec(run_dir: Path) -> dict[str, Any]:
-    """A run directory's `spec.json`; a one-line UserError when the directory or its spec is not usable."""
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory")
-    try:
-        return read_spec(run_dir)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{run_dir}/spec.json: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
     """Read each run's spec and journal, and give every run a model label unique within the report."""
     if not run_dirs:
         raise UserError("no run directories given: pass one or more runs/<run_id> directories")
-    loaded = [(run_dir, run_spec(run_dir), list(read_records(run_dir))) for run_dir in map(Path, run_dirs)]
+    loaded = [(run_dir, read_spec(run_dir), list(read_records(run_dir))) for run_dir in map(Path, run_dirs)]
     names = [str((spec.get("model") or {}).get("name") or _first(records, "model") or run_dir.name)
              for run_dir, spec, records in loaded]
     run_ids = [str(spec.get("run_id") or run_dir.name) for run_dir, spec, _ in loaded]

@@ -16,7 +16,6 @@ turn mode — are listed as warnings beside the verdict.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from s2s_eval.errors import UserError
+from s2s_eval.log import SUMMARY, RunSpec, read_records, read_spec
 from s2s_eval.reports import stats
-from s2s_eval.reports.aggregate import run_spec
-from s2s_eval.runners.journal import SUMMARY, read_records
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ class Comparison:
 def load_side(run_dir: Path) -> Side:
     """Read a run for comparison; a one-line UserError when it is not a usable run directory."""
     run_dir = Path(run_dir)
-    spec = run_spec(run_dir)
+    spec = read_spec(run_dir)
     records: dict[str, dict[str, Any]] = {}
     for record in read_records(run_dir):
         sample_id = record.get("sample_id")
@@ -135,45 +133,11 @@ def load_side(run_dir: Path) -> Side:
     return Side(run_dir, spec, records, complete)
 
 
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)[:160]
-
-
-def _differs(base: dict[str, Any], new: dict[str, Any], what: str, get: Callable[[dict[str, Any]], Any]) -> str | None:
-    a, b = get(base), get(new)
-    if a == b:
-        return None
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
-        shown = "; ".join(f"{k}: base {_show(a.get(k))} vs new {_show(b.get(k))}" for k in keys[:4])
-        return f"{what} differ in {', '.join(keys)} ({shown})"
-    return f"{what} differ: base {_show(a)} vs new {_show(b)}"
-
-
-def _backend(value: Any) -> dict[str, Any]:
-    """A judge or ASR description without its free-text reason (harness versions word it differently)."""
-    if not isinstance(value, dict):
-        return {"configured": False}
-    return {k: v for k, v in value.items() if k not in ("reason", "cache")}
-
-
 def mismatches(base: Side, new: Side) -> list[str]:
-    """What makes the two runs not like for like (beyond the model, which is what one usually compares)."""
-    checks: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
-        ("dataset revisions", lambda s: [(s.get("dataset") or {}).get(k) for k in ("revision", "content_sha256")]),
-        ("TTS settings", lambda s: s.get("tts")),
-        ("judges", lambda s: _backend(s.get("judge"))),
-        ("ASR backends", lambda s: _backend(s.get("asr"))),
-        ("eval definitions", lambda s: {k: v for k, v in (s.get("eval") or {}).items() if k != "description"}),
-        ("turn mode, pace or protocol",
-         lambda s: [(s.get("runner") or {}).get(k) for k in ("turn_mode", "pace", "protocol")]),
-        ("attempts per sample (pass@k)", lambda s: (s.get("runner") or {}).get("trials", 1)),
-        ("output voices or modalities",
-         lambda s: [(s.get("model") or {}).get(k) for k in ("voice", "output_modalities")]),
-        ("input modalities", lambda s: (s.get("runner") or {}).get("input_modality", "audio")),
-        ("input perturbations", lambda s: s.get("perturbation")),
-    ]
-    out = [m for what, get in checks if (m := _differs(base.spec, new.spec, what, get))]
+    """What makes the two runs not like for like: every facet of their identity but the model and its endpoint,
+    which are what one usually compares (`RunIdentity.differences`, as resume and merge use it)."""
+    base_id, new_id = RunSpec.model_validate(base.spec).identity(), RunSpec.model_validate(new.spec).identity()
+    out = [d.label() for d in base_id.differences(new_id, ignore=("model", "endpoint"))]
     for side, name in ((base, "base"), (new, "new")):
         if side.complete is False:
             out.append(f"the {name} run is incomplete (summary.json says complete: false)")

@@ -267,8 +267,7 @@ def render_report(runs: Sequence[aggregate.Run], generated_at: dt.datetime | Non
     )
 
 
-def build_report(run_dirs: Sequence[Path], out: Path, *, audio: bool = True, input_audio: bool = True,
-                 data_dir: Path | None = None) -> Path:
+def build_report(run_dirs: Sequence[Path], out: Path, *, audio: bool = True, input_audio: bool = True) -> Path:
     """Write one HTML report comparing the given run directories, its audio in a folder beside it; return its path.
 
     Metrics are recomputed from each run's `samples.jsonl` (a crashed run has no `summary.json`). The file is
@@ -277,7 +276,7 @@ def build_report(run_dirs: Sequence[Path], out: Path, *, audio: bool = True, inp
     runs = aggregate.load_runs(run_dirs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    run_media = (media.collect(runs, out, data_dir=data_dir, inputs=input_audio) if audio
+    run_media = (media.collect(runs, out, inputs=input_audio) if audio
                  else [media.RunMedia(output_note="no output audio: not copied (--no-audio)",
                                       input_note="no input audio: not copied (--no-audio)") for _ in runs])
     html = render_report(runs, run_media=run_media)

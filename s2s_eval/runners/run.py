@@ -28,11 +28,25 @@ from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import UserError
-from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, asr, get_grader
+from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, asr, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, load_judge
+from s2s_eval.log import (
+    SPEC,
+    Attempt,
+    FunctionCallInfo,
+    GradeInfo,
+    Journal,
+    Latency,
+    ResponseInfo,
+    RunSpec,
+    SampleRecord,
+    Trial,
+    run_spec,
+    sum_usage,
+    write_items,
+)
 from s2s_eval.runners.client import Pace, Transport, run_session
 from s2s_eval.runners.errors import TurnError
-from s2s_eval.runners.journal import Journal, read_spec
 from s2s_eval.runners.local_server import local_server
 from s2s_eval.runners.looplag import LoopLagMonitor
 from s2s_eval.runners.profile import LocalServerSettings, RunnerProfile, auth_headers, endpoint, load_profile
@@ -63,6 +77,7 @@ class RunOptions:
     url: str | None = None
     out: Path | None = None
     resume: bool = False
+    accept_changes: bool = False  # resume even where the invocation differs from the run (recorded in spec.json)
     data_dir: Path | None = None
     progress: bool = True
     save_audio: bool = True
@@ -145,20 +160,32 @@ def _run_dir(options: RunOptions) -> Path:
 
 
 def _check_resumable(journal: Journal, options: RunOptions) -> set[str]:
-    """Journaled ids when resuming; refuse to mix a different model/eval into a run, or to overwrite one."""
+    """Journaled ids when resuming; refuse to overwrite a run that was not asked to be resumed."""
     done = journal.done_ids()
     if not options.resume:
         if done:
             raise UserError(f"{journal.run_dir} already holds a run; add --resume to continue it, "
                             "or choose another --out")
         return set()
-    if not (journal.run_dir / "spec.json").exists():
-        return set()
-    old = read_spec(journal.run_dir)
-    if old["model"]["name"] != options.model or old["eval"]["name"] != options.eval:
-        raise UserError(f"{journal.run_dir} is a run of {old['model']['name']} on {old['eval']['name']}; "
-                        f"cannot resume it with {options.model} on {options.eval}")
-    return done
+    return done if (journal.run_dir / SPEC).exists() else set()
+
+
+def _resumed_spec(journal: Journal, now: dict[str, Any], options: RunOptions) -> RunSpec:
+    """The run's spec, when this invocation measures the same thing as the run; else one line naming each facet
+    that differs. With --accept-changes the differences are recorded in the spec instead. Writes nothing itself."""
+    old = run_spec(journal.run_dir)
+    differences = old.identity().differences(RunSpec.model_validate(now).identity())
+    said = [d.describe("in the run", "now") for d in differences]
+    if said and not (options.accept_changes and all(d.facet.mixable for d in differences)):
+        fixed = [d.facet.flag for d in differences if not d.facet.mixable]
+        remedy = (f"a run holds one model on one eval ({', '.join(fixed)} cannot change): choose another --out"
+                  if fixed else "add --accept-changes to mix them (recorded in spec.json)")
+        raise UserError(f"{journal.run_dir} cannot be resumed as asked: {'; '.join(said)}. Resume with the run's "
+                        f"settings, or {remedy}")
+    if said:
+        old.changes.append({"at": _now(), "differences": said})
+    old.resumed_at.append(_now())
+    return old
 
 
 @contextlib.asynccontextmanager
@@ -213,10 +240,22 @@ class _Context:
 
 @dataclass
 class _Attempts:
+    """One trial: the sessions it took (the last one's machine), each billed attempt, the grader's episode."""
+
     machine: SessionMachine
     errors: list[TurnError]
-    cost_usd: float | None
+    billed: list[Attempt]
     episode: Episode | None = None
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Token usage of every attempt, failed ones included: the provider billed them all."""
+        return sum_usage(a.usage for a in self.billed)
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [a.cost_usd for a in self.billed]
+        return None if not costs or None in costs else sum(c for c in costs if c is not None)
 
 
 @dataclass(frozen=True)
@@ -254,7 +293,7 @@ def _plan(sample: Sample, speech: _Speech, ctx: _Context, episode: Episode | Non
 async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
     """Run a sample's session until it succeeds, fails fatally, or runs out of attempts."""
     errors: list[TurnError] = []
-    cost = 0.0 if ctx.price else None
+    billed: list[Attempt] = []
     for attempt in range(1, ctx.policy.max_attempts + 1):
         await ctx.starts.wait()
         episode = ctx.grader.episode(sample)  # fresh per attempt: a retry replays the conversation from the start
@@ -262,8 +301,10 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
         async with ctx.limiter.slot() as generation:
             await run_session(ctx.transport, machine, timeout_s=ctx.profile.turn_timeout_s,
                               pace=ctx.options.effective_pace)
-        if ctx.price is not None:  # failed attempts are billed for what they generated, too
-            cost = (cost or 0.0) + sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage)
+        usage = _responses_usage(machine)  # failed attempts are billed for what they generated, too
+        cost = (None if ctx.price is None else
+                sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage))
+        billed.append(Attempt(error=machine.error.as_dict() if machine.error else None, usage=usage, cost_usd=cost))
         if machine.error is None or machine.error.kind != "connect":
             ctx.connected = True
         if machine.error is None:
@@ -280,7 +321,7 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
             f"{machine.error.message}; all {len(errors)} attempts of {sample.sample_id} failed to connect and no "
             "session of this run has connected: stopping. Check the URL and the network, then run again with "
             "--resume (samples not finished were not journaled)")
-    return _Attempts(machine, errors, cost, episode)
+    return _Attempts(machine, errors, billed, episode)
 
 
 def _turn_total_ms(first: ResponseObservation, final: ResponseObservation) -> float | None:
@@ -300,44 +341,56 @@ async def _grade(sample: Sample, result: _Attempts, ctx: _Context) -> Grade | No
     return await ctx.grader.grade(sample, answer, ctx.grading)
 
 
-def build_record(sample: Sample, profile: RunnerProfile, result: _Attempts, grade: Grade | None,
-                 output_audio: str | None) -> dict[str, Any]:
+def _responses(machine: SessionMachine) -> list[ResponseInfo]:
+    return [ResponseInfo(turn=r.turn, response_id=r.response_id, status=r.status, ttfa_ms=r.ttfa_ms,
+                         ttft_ms=r.ttft_ms, total_ms=r.total_ms, text=r.response_text,
+                         function_calls=[FunctionCallInfo(**c.__dict__) for c in r.function_calls])
+            for r in machine.responses]
+
+
+def grade_info(grade: Grade | None, grader: str) -> GradeInfo | None:
+    """A grader's verdict as journaled: with the grader's name and version, so re-grades can be told apart."""
+    if grade is None:
+        return None
+    return GradeInfo(**grade.as_dict(), grader=grader, grader_version=grader_version(grader))
+
+
+def build_record(sample: Sample, profile: RunnerProfile, result: _Attempts, grade: GradeInfo | None,
+                 output_audio: str | None) -> SampleRecord:
     """The journal line of one finished sample (see the run directory contract)."""
     machine = result.machine
     error = machine.error
     first, final = machine.first_of_last_turn(), machine.final()
-    text = final.response_text if final else ""
-    latency: dict[str, Any] = {"ttfa_ms": None, "ttft_ms": None, "total_ms": None, "output_leading_silence_ms": None}
+    latency = Latency()
     if first is not None and final is not None:
-        latency.update(ttfa_ms=first.ttfa_ms, ttft_ms=first.ttft_ms, total_ms=_turn_total_ms(first, final),
-                       output_leading_silence_ms=first.output_leading_silence_ms)
-        if first.server_sent_at is not None and first.t_zero is not None:
-            latency["server_sent_ms"] = round((first.server_sent_at - first.t_zero) * 1000, 3)
-    return {
-        "sample_id": sample.sample_id, "eval": sample.eval, "model": profile.name, "category": sample.category,
-        "status": "ok" if error is None else "error",
-        "error": error.as_dict() if error else None,
-        "correct": grade.correct if grade else None,
-        "score": grade.score if grade else None,
-        "grade": grade.as_dict() if grade else None,
-        "target": sample.target,
-        "response_text": text,
-        "latency": latency,
-        "usage": _responses_usage(machine),
-        "cost_usd": None if result.cost_usd is None else round(result.cost_usd, 8),
-        "attempts": len(result.errors) + (error is None),
-        "attempt_errors": [e.as_dict() for e in result.errors],
-        "responses": [{"turn": r.turn, "response_id": r.response_id, "status": r.status, "ttfa_ms": r.ttfa_ms,
-                       "ttft_ms": r.ttft_ms, "total_ms": r.total_ms, "text": r.response_text,
-                       "function_calls": [c.__dict__ for c in r.function_calls]} for r in machine.responses],
-        "premature_responses": machine.premature_responses,
-        "input_audio_s": round(sum(audio.duration_s(t.pcm or b"") for t in machine.plan.turns)
-                               + sum(audio.duration_s(h.pcm or b"") for h in machine.plan.history), 3),
-        "output_audio_s": round(sum(audio.duration_s(bytes(r.audio_pcm)) for r in machine.responses), 3),
-        "output_audio": output_audio,
-        "timeline": first.timeline if first else [],
-        "finished_at": _now(),
-    }
+        latency = Latency(ttfa_ms=first.ttfa_ms, ttft_ms=first.ttft_ms, total_ms=_turn_total_ms(first, final),
+                          output_leading_silence_ms=first.output_leading_silence_ms,
+                          server_sent_ms=(None if first.server_sent_at is None or first.t_zero is None
+                                          else round((first.server_sent_at - first.t_zero) * 1000, 3)))
+    cost = result.cost_usd
+    return SampleRecord(
+        sample_id=sample.sample_id, eval=sample.eval, model=profile.name, category=sample.category,
+        status="ok" if error is None else "error",
+        error=error.as_dict() if error else None,
+        correct=grade.correct if grade else None,
+        score=grade.score if grade else None,
+        grade=grade,
+        target=sample.target,
+        response_text=final.response_text if final else "",
+        latency=latency,
+        usage=result.usage,
+        cost_usd=None if cost is None else round(cost, 8),
+        attempts=len(result.billed),
+        attempt_errors=[e.as_dict() for e in result.errors],
+        responses=_responses(machine),
+        premature_responses=machine.premature_responses,
+        input_audio_s=round(sum(audio.duration_s(t.pcm or b"") for t in machine.plan.turns)
+                            + sum(audio.duration_s(h.pcm or b"") for h in machine.plan.history), 3),
+        output_audio_s=round(sum(audio.duration_s(bytes(r.audio_pcm)) for r in machine.responses), 3),
+        output_audio=output_audio,
+        timeline=first.timeline if first else [],
+        finished_at=_now(),
+    )
 
 
 def spoken_history(sample: Sample, spec: EvalSpec) -> list[str]:
@@ -361,47 +414,47 @@ async def _speech(sample: Sample, ctx: _Context) -> _Speech:
     return _Speech(question, history)
 
 
-def _trials_record(record: dict[str, Any], trials: list[tuple[_Attempts, Grade | None]]) -> dict[str, Any]:
-    """pass@k over `--attempts K` independent tries: the record is the first try's, plus every try's verdict."""
-    graded = [g for _, g in trials if g is not None and g.correct is not None]
-    passed = sum(bool(g.correct) for g in graded)
-    record["trials"] = [{"status": "ok" if r.machine.error is None else "error",
-                         "correct": g.correct if g else None, "score": g.score if g else None,
-                         "response_text": (r.machine.final().response_text if r.machine.final() else ""),
-                         "reason": g.reason if g else (r.machine.error.kind if r.machine.error else None)}
-                        for r, g in trials]
-    record["pass_at_1"] = round(passed / len(graded), 6) if graded else None
-    if graded:
-        record["correct"] = passed > 0
-    return record
+def _trial(result: _Attempts, grade: GradeInfo | None) -> Trial:
+    final = result.machine.final()
+    error = result.machine.error
+    return Trial(status="ok" if error is None else "error", correct=grade.correct if grade else None,
+                 score=grade.score if grade else None,
+                 reason=grade.reason if grade else (error.kind if error else None),
+                 response_text=final.response_text if final else "", grade=grade, attempts=result.billed,
+                 responses=_responses(result.machine))
 
 
-async def _run_sample(sample: Sample, ctx: _Context) -> dict[str, Any]:
+async def _run_sample(sample: Sample, ctx: _Context) -> SampleRecord:
     speech = await _speech(sample, ctx)
-    trials: list[tuple[_Attempts, Grade | None]] = []
+    trials: list[tuple[_Attempts, GradeInfo | None]] = []
     for _ in range(ctx.options.trials):
         result = await _attempt(sample, speech, ctx)
-        trials.append((result, await _grade(sample, result, ctx)))
-    result, grade = trials[0]
+        trials.append((result, grade_info(await _grade(sample, result, ctx), ctx.spec.grader)))
+    shown = next((i for i, (_, g) in enumerate(trials) if g is not None and g.correct), 0)
+    result, grade = trials[shown]
     output_audio = None
     spoken = b"".join(bytes(r.audio_pcm) for r in result.machine.responses)
     if ctx.options.save_audio and spoken and result.machine.error is None:
         output_audio = f"audio/{sample.sample_id}.wav"
         await asyncio.to_thread(audio.write_wav, ctx.journal.run_dir / output_audio, spoken)
     record = build_record(sample, ctx.profile, result, grade, output_audio)
-    record["modality"] = {"input": ctx.options.input_modality, "output": "+".join(ctx.profile.output_modalities)}
+    facts: dict[str, Any] = {"modality": {"input": ctx.options.input_modality,
+                                          "output": "+".join(ctx.profile.output_modalities)}}
     if ctx.options.input_modality == "audio":
-        record.update(ctx.synth.record(sample))  # voice, tts and perturbation of the spoken question
+        facts.update(ctx.synth.record(sample))  # voice, tts, perturbation and the clip of the spoken question
     if result.machine.error is None:  # does the model's transcript say what its audio says?
-        consistency = await asr.measure_consistency(ctx.grading.transcriber, spoken or None, record["response_text"])
-        record["asr"] = consistency.as_dict()
-    return _trials_record(record, trials) if ctx.options.trials > 1 else record
+        consistency = await asr.measure_consistency(ctx.grading.transcriber, spoken or None, record.response_text)
+        facts["asr"] = consistency.as_dict()
+    record = SampleRecord.model_validate({**record.as_dict(), **facts})
+    if ctx.options.trials == 1:
+        return record
+    return record.with_trials([_trial(result, grade) for result, grade in trials], shown)
 
 
-def _internal_error_record(sample: Sample, ctx: _Context, exc: Exception) -> dict[str, Any]:
+def _internal_error_record(sample: Sample, ctx: _Context, exc: Exception) -> SampleRecord:
     machine = SessionMachine(SessionPlan(session_update={}, turns=()))
     machine.abort("internal", f"{type(exc).__name__}: {exc}")
-    return build_record(sample, ctx.profile, _Attempts(machine, [], None), None, None)
+    return build_record(sample, ctx.profile, _Attempts(machine, [], []), None, None)
 
 
 async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
@@ -422,8 +475,8 @@ async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
             except Exception as exc:  # a bug must cost one sample, never the run (CancelledError still ends it)
                 record = _internal_error_record(sample, ctx, exc)
             ctx.journal.append(record)
-            counts[record["status"]] += 1
-            counts["correct"] += bool(record["correct"])
+            counts[record.status] += 1
+            counts["correct"] += bool(record.correct)
             bar.set_postfix(errors=counts["error"], correct=counts["correct"], limit=ctx.limiter.limit, refresh=False)
             bar.update(1)
 
@@ -449,7 +502,8 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
         "harness": {"name": "s2s-eval", "version": __version__, "git_commit": git_commit()},
         "model": profile.public(),
         "endpoint": "embedded server (loopback)" if local else endpoint(profile, options.url),
-        "eval": spec.public(), "dataset": source, "tts": synth.describe(),
+        "eval": spec.public(), "grader": {"name": spec.grader, "version": grader_version(spec.grader)},
+        "dataset": source, "tts": synth.describe(),
         "perturbation": synth.perturbation_facts(), "tts_verification": synth.verification_summary,
         "judge": judge.describe() if judge else {"configured": False, "reason": NOT_CONFIGURED},
         "asr": transcriber.describe() if transcriber else {"configured": False, "reason": asr.NOT_CONFIGURED},
@@ -484,22 +538,26 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
     todo = [s for s in selected if s.sample_id not in done]
 
     transcriber = asr.load_transcriber()  # None unless S2S_ASR_* is set: ASR consistency is then "not measured"
-    synth = InputAudio(spec, keep_dir=journal.run_dir if options.save_audio else None)
-    try:  # with a transcriber, clips are verified by transcribing them back; failing samples are left out
+    judge = load_judge()  # None unless S2S_JUDGE_* is set: judged evals then record "not judged" with the reason
+    try:
+        synth = InputAudio(spec, keep_dir=journal.run_dir if options.save_audio else None)
+        # A resume that would mix conditions is refused before anything is written to the run directory.
+        resumed = _resumed_spec(journal, _spec(journal, profile, spec, source, synth, options, len(selected), judge,
+                                               transcriber), options) if done else None
+        # With a transcriber, clips are verified by transcribing them back; failing samples are left out.
         prepared = await synth.prepare(todo if options.input_modality == "audio" else [],
                                        lambda s: texts_to_speak([s], spec), transcriber, progress=options.progress)
     except BaseException:
-        if transcriber is not None:
-            await transcriber.aclose()
+        for backend in (judge, transcriber):
+            if backend is not None:
+                await backend.aclose()
         raise
     selected = [s for s in selected if s.sample_id not in prepared.excluded]
     todo = [s for s in todo if s.sample_id not in prepared.excluded]
-    judge = load_judge()  # None unless S2S_JUDGE_* is set: judged evals then record "not judged" with the reason
-    run_spec = read_spec(journal.run_dir) if done else _spec(journal, profile, spec, source, synth, options,
-                                                              len(selected), judge, transcriber)
-    if done:
-        run_spec["resumed_at"] = [*run_spec.get("resumed_at", []), _now()]
-    journal.write_spec(run_spec)
+    written = (resumed.as_dict() if resumed is not None else
+                 _spec(journal, profile, spec, source, synth, options, len(selected), judge, transcriber))
+    journal.write_spec(written)
+    write_items(journal.run_dir, selected)  # what re-grading reads: the run directory alone
     journal.open()
     monitor = LoopLagMonitor()
     limiter = AdaptiveLimiter(profile.concurrency)
@@ -521,10 +579,10 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
         finished = journal.done_ids()
         measurement: dict[str, Any] = {"loop_lag_ms": monitor.summary(),
                                        "concurrency": {"configured": limiter.max_limit, "lowest": limiter.lowest}}
-        if run_spec.get("measurement"):  # a resumed run: keep what each earlier part measured
-            previous = run_spec["measurement"]
+        if written.get("measurement"):  # a resumed run: keep what each earlier part measured
+            previous = written["measurement"]
             measurement["earlier_parts"] = [*previous.pop("earlier_parts", []), previous]
-        journal.write_spec({**run_spec, "measurement": measurement})
+        journal.write_spec({**written, "measurement": measurement})
         summary = journal.write_summary({
             "run_id": journal.run_dir.name, "model": profile.name, "eval": spec.name,
             "complete": all(s.sample_id in finished for s in selected), "updated_at": _now(),
