@@ -160,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "nothing fails the gate: the comparison is flagged underpowered (default: 30)")
     compare.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON")
 
+    regrade = sub.add_parser("regrade", help="grade a finished run again from its log, without the model")
+    regrade.add_argument("run", type=Path, metavar="RUN_DIR")
+    regrade.add_argument("--grader", help="a grader compatible with the run's (default: the run's own, current "
+                         "version), e.g. big_bench_audio_judge for a big_bench_audio run")
+    where = regrade.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="write the re-graded run to this new directory")
+    where.add_argument("--in-place", action="store_true", help="replace the run's grades in RUN_DIR")
+
     fetch = sub.add_parser("fetch-data", help="download a local copy of the evals' data for offline runs")
     fetch.add_argument("--out", type=Path, required=True, help="folder for the copy; pass it later as --data-dir "
                        "or S2S_DATA_DIR")
@@ -307,6 +315,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and result.regression else 0
 
 
+def _regrade(args: argparse.Namespace) -> int:
+    from s2s_eval.runners.regrade import regrade
+
+    out, summary = asyncio.run(regrade(args.run, out=args.out, in_place=args.in_place, grader_name=args.grader))
+    accuracy = "not measured" if summary["accuracy"] is None else f"{summary['accuracy']:.1%}"
+    print(f"regraded {summary['counts']['total']} samples into {out}: accuracy {accuracy} "
+          f"({summary['graded']} graded)")
+    return 0
+
+
 def _fetch_data(args: argparse.Namespace) -> int:
     from s2s_eval.datasets.download import fetch
 
@@ -369,7 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
-                "fetch-data": _fetch_data, "selftest": _selftest, "serve": _serve, "sweep": _sweep}
+                "fetch-data": _fetch_data, "regrade": _regrade, "selftest": _selftest, "serve": _serve, "sweep": _sweep}
     try:
         return handlers[args.command](args)
     except UserError as exc:
