@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from s2s_eval import __version__
 from s2s_eval.hosts import is_loopback
-from s2s_eval.runners.events import client_event_to_beta, normalise
+from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
 from s2s_eval.runners.session import SessionMachine
 
 OPEN_TIMEOUT_S = 15
@@ -119,7 +119,7 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asynci
         if not isinstance(event, dict):
             machine.abort("protocol", f"malformed server event (not an object): {str(frame)[:120]!r}")
             return
-        event = normalise(event)
+        event = server_event_to_ga(event)
         if event.get("type") == "response.done":
             progress.made()
         for out in machine.on_event(event, received):

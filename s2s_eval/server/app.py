@@ -125,7 +125,8 @@ class Connection:
 
     async def send_frame(self, frame: str) -> None:
         if self.beta:
-            translated = beta.to_beta(json.loads(frame)) if frame.startswith("{") and frame.endswith("}") else frame
+            is_json = frame.startswith("{") and frame.endswith("}")
+            translated = beta.server_event_to_beta(json.loads(frame)) if is_json else frame
             if translated is None:
                 return
             frame = translated if isinstance(translated, str) else json.dumps(translated)
@@ -201,7 +202,7 @@ class Connection:
             await self.send(self.session.error(exc, None))
             return
         if self.beta and isinstance(event, dict):
-            event = beta.from_beta(event)
+            event = beta.client_event_to_ga(event)
         outcome = self.session.handle(event)
         await self.send(*outcome.events)
         for state in outcome.start:
