@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from s2s_eval import audio, paths
 from s2s_eval.datasets.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, canonical_engine
+from s2s_eval.files import atomic_write_json
 
 __all__ = ["ENGINES", "EdgeEngine", "EspeakEngine", "Synthesizer", "TTSSettings", "Verification", "spoken_form"]
 
@@ -128,9 +127,4 @@ class Synthesizer:
 
 
 def _write_sidecar(path: Path, facts: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(facts, ensure_ascii=False, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_json(path, facts, sort_keys=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from s2s_eval.errors import DataError
+from s2s_eval.files import atomic_write_json
 from s2s_eval.graders.summary import summarise
 
 SPEC = "spec.json"
@@ -28,9 +29,7 @@ RECORD_FIELDS = ("sample_id", "eval", "model", "status", "error", "correct", "sc
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, data, indent=2, default=str)
 
 
 def read_records(run_dir: Path) -> Iterator[dict[str, Any]]:
