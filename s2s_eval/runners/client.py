@@ -19,7 +19,7 @@ from typing import Any, Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from s2s_eval import __version__
+from s2s_eval import __version__, audio
 from s2s_eval.hosts import is_loopback
 from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
 from s2s_eval.runners.session import SessionMachine
@@ -127,7 +127,7 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asynci
 
 def _audio_seconds(event: dict[str, Any]) -> float:
     data = event.get("audio") or ""
-    return (len(data) * 3 // 4 - data[-2:].count("=")) / 48_000
+    return (len(data) * 3 // 4 - data[-2:].count("=")) / audio.BYTES_PER_SECOND
 
 
 async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], machine: SessionMachine, protocol: str,

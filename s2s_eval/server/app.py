@@ -29,6 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from s2s_eval import audio
 from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
@@ -118,7 +119,7 @@ class Connection:
         self.beta = _wants_beta(request, self.config)
         self.number = next(shared.session_numbers)
         self.session = RealtimeSession(model=(self.query.get("model") or [self.config.model])[0],
-                                       max_buffer_bytes=int(self.config.max_buffer_s * 48_000))
+                                       max_buffer_bytes=int(self.config.max_buffer_s * audio.BYTES_PER_SECOND))
         self.turns: Counter[str | None] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
         self.wire = Wire(send_frame=self.send_frame, drop=self.drop, session_id=self.session.session["id"])
