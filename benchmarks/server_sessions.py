@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from s2s_eval import audio  # noqa: E402
 from s2s_eval.datasets.spec import load_eval  # noqa: E402
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings  # noqa: E402
 from s2s_eval.runners.client import Transport, run_session  # noqa: E402
 from s2s_eval.runners.profile import load_profile  # noqa: E402
 from s2s_eval.runners.run import session_update  # noqa: E402
 from s2s_eval.runners.session import SessionMachine, SessionPlan, UserTurn  # noqa: E402
+from s2s_eval.speech.tts import Synthesizer, TTSSettings  # noqa: E402
 from tests.servers import serve_subprocess, write_script  # noqa: E402
 
 QUESTION = "Which is larger, the Moon or the Earth? Answer briefly."  # about 3.4 s with the default voice

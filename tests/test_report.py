@@ -346,7 +346,7 @@ def test_output_and_input_audio_are_copied_beside_the_report(tmp_path: Path, dat
     monkeypatch.setenv("S2S_CACHE_DIR", str(tmp_path / "cache"))  # only this test's three clips are cached
     from s2s_eval.datasets import load_samples
     from s2s_eval.datasets.spec import load_eval
-    from s2s_eval.datasets.tts import Synthesizer
+    from s2s_eval.speech.tts import Synthesizer
 
     spec = load_eval("big_bench_audio")
     samples, source = load_samples(spec, data_dir)

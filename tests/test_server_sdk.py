@@ -16,10 +16,10 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import Field, TypeAdapter, ValidationError
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.errors import DataError
 from s2s_eval.server.app import ServerConfig, running
 from s2s_eval.server.engines import load_script
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.servers import write_script
 
 SERVER_EVENT = TypeAdapter(Annotated[RealtimeServerEvent, Field(discriminator="type")])

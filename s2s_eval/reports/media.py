@@ -91,7 +91,7 @@ def _cache_lookup(run: Run, data_dir: Path | None) -> tuple[Callable[[dict[str, 
     """
     from s2s_eval.datasets import load_samples
     from s2s_eval.datasets.spec import EvalSpec
-    from s2s_eval.datasets.tts import Synthesizer
+    from s2s_eval.speech.tts import Synthesizer
 
     spec = run.spec
     dataset = spec.get("dataset") or {}

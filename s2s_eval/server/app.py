@@ -30,7 +30,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, responses
@@ -38,6 +37,7 @@ from s2s_eval.server.engines import Engine, make_engine
 from s2s_eval.server.faults import FaultConfig, FaultPlan
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
 from s2s_eval.server.streaming import ResponseStream, Wire
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.timing import frozen_heap
 
 log = logging.getLogger("s2s_eval.server")

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.server.engines import Reply
 from s2s_eval.server.faults import Draw
 from s2s_eval.server.protocol import RealtimeSession, ResponseState
 from s2s_eval.server.responses import MessageStream, ResponseEvents, estimate_text_tokens, sentences, split_words
+from s2s_eval.speech.tts import Synthesizer
 
 log = logging.getLogger("s2s_eval.server")
 
