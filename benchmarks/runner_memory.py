@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2s_eval.datasets.spec import load_eval  # noqa: E402
-from s2s_eval.datasets.tts import Synthesizer, spoken_form  # noqa: E402
+from s2s_eval.speech.tts import Synthesizer, spoken_form  # noqa: E402
 
 QUESTION = "Is the sky blue? Answer yes or no."
 TARGETS = {"formal_fallacies": "valid", "navigate": "Yes", "object_counting": "3", "web_of_lies": "Yes"}

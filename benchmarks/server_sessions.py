@@ -32,12 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from s2s_eval import audio  # noqa: E402
 from s2s_eval.datasets.spec import load_eval  # noqa: E402
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings  # noqa: E402
 from s2s_eval.runners.client import Transport, run_session  # noqa: E402
 from s2s_eval.runners.profile import load_profile  # noqa: E402
 from s2s_eval.runners.run import session_update  # noqa: E402
 from s2s_eval.runners.session import SessionMachine, SessionPlan, UserTurn  # noqa: E402
+from s2s_eval.speech.tts import Synthesizer, TTSSettings  # noqa: E402
 from tests.servers import serve_subprocess, write_script  # noqa: E402
 
 QUESTION = "Which is larger, the Moon or the Earth? Answer briefly."  # about 3.4 s with the default voice
@@ -135,8 +136,8 @@ def main() -> None:
                       "--first-audio-delay-ms", str(args.delay_ms), "--stamp-send-time"]
         with serve_subprocess(*serve_args, log=log) as (url, process):
             print(f"{args.sessions} sessions x {args.rounds} rounds (ramp {args.ramp_s:g} s), {args.upload} upload "
-                  f"of {len(pcm) / 48_000:.1f} s of speech, first-audio delay {args.delay_ms:g} ms, no compression, "
-                  f"server pid {process.pid}\n")
+                  f"of {audio.duration_s(pcm):.1f} s of speech, first-audio delay {args.delay_ms:g} ms, "
+                  f"no compression, server pid {process.pid}\n")
             server_cpu0, client_cpu0, busy0 = cpu_s(process.pid), cpu_s("self"), machine_busy_s()
             rss_before = memory_mib(process.pid, "VmRSS")
             machines: list[SessionMachine] = []

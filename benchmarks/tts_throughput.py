@@ -30,8 +30,8 @@ from s2s_eval import audio  # noqa: E402
 from s2s_eval.datasets import load_samples, select  # noqa: E402
 from s2s_eval.datasets.perturb import Perturbation  # noqa: E402
 from s2s_eval.datasets.spec import load_eval  # noqa: E402
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings  # noqa: E402
 from s2s_eval.datasets.tts_input import InputAudio  # noqa: E402
+from s2s_eval.speech.tts import Synthesizer, TTSSettings  # noqa: E402
 
 
 def line(label: str, clips: int, speech_s: float, wall_s: float) -> None:

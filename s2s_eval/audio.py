@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from s2s_eval.files import atomic_write_bytes
 
 SAMPLE_RATE = 24_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
@@ -56,15 +56,12 @@ def read_wav(path: Path) -> bytes:
 
 
 def write_wav(path: Path, pcm: bytes) -> None:
-    """Write 24 kHz mono PCM16 bytes as a WAV file, atomically (write then rename).
-
-    The temporary name is unique, so several processes may write the same path at once.
-    """
+    """Write 24 kHz mono PCM16 bytes as a WAV file, atomically: several processes may write the same path at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    sf.write(tmp, np.frombuffer(pcm, dtype="<i2"), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    wav = io.BytesIO()
+    sf.write(wav, np.frombuffer(pcm, dtype="<i2"), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, wav.getvalue())
 
 
 def duration_s(pcm: bytes) -> float:

@@ -218,8 +218,8 @@ def _prepare(args: argparse.Namespace) -> int:
     from s2s_eval.datasets import load_samples, select
     from s2s_eval.datasets.spec import load_eval
     from s2s_eval.datasets.tts_input import InputAudio
-    from s2s_eval.graders.asr import load_transcriber
     from s2s_eval.runners.run import default_data_dir, texts_to_speak
+    from s2s_eval.speech.asr import load_transcriber
 
     spec = load_eval(args.eval)
     if args.tts or args.voice:

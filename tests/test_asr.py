@@ -15,9 +15,8 @@ import pytest
 import soundfile as sf
 
 from s2s_eval.audio import SAMPLE_RATE, write_wav
-from s2s_eval.datasets.tts import EspeakEngine, TTSSettings
 from s2s_eval.errors import UserError
-from s2s_eval.graders.asr import (
+from s2s_eval.speech.asr import (
     NOT_CONFIGURED,
     AsrConfig,
     Transcriber,
@@ -26,6 +25,7 @@ from s2s_eval.graders.asr import (
     normalise_for_wer,
     word_error_rate,
 )
+from s2s_eval.speech.tts import EspeakEngine, TTSSettings
 from tests.conftest import ROOT
 from tests.openai_fake import FakeOpenAI, Reply
 

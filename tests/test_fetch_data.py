@@ -71,7 +71,7 @@ def test_copies_every_downloadable_source_into_the_adapters_layout(tmp_path: Pat
         (data_dir / "multichallenge" / "benchmark_questions.jsonl").read_bytes()
     assert "big_bench_audio: 4 file(s) checked" in done.stdout and "multichallenge: 1 file(s) checked" in done.stdout
     assert "complexfuncbench: skipped: its source is not a downloadable file" in done.stdout
-    assert not list(out.rglob(".*.partial"))
+    assert not list(out.rglob(".*"))  # no temporary file left behind
     # Each file was downloaded once, though four evals read the Big-Bench-Hard files.
     assert done.stdout.count("downloading big_bench_audio") == 4 and "downloading big_bench_audio_" not in done.stdout
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.server.app import ServerConfig, running
+from s2s_eval.speech.tts import Synthesizer
 from tests.conftest import TIMING_SCALE
 from tests.servers import serve_process, write_script
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from s2s_eval.datasets.sample import Sample
-from s2s_eval.datasets.tts import spoken_form
 from s2s_eval.errors import DataError
 from s2s_eval.graders.big_bench_audio import extract_answer, grade
+from s2s_eval.speech.tts import spoken_form
 
 # Real questions (the first example of each Big-Bench-Hard task), as the adapter speaks them.
 QUESTIONS = {

@@ -22,12 +22,12 @@ from s2s_eval.datasets import load_samples, multichallenge, select
 from s2s_eval.datasets.multichallenge import MAX_LIST_LINES, MAX_TURN_WORDS, MAX_USER_WORDS, exclusion_reasons
 from s2s_eval.datasets.sample import Message, Sample
 from s2s_eval.datasets.spec import load_eval
-from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.errors import DataError, UserError
 from s2s_eval.graders import Answer, GradeContext, get_grader
 from s2s_eval.graders.judge import NOT_CONFIGURED
 from s2s_eval.log import read_records
 from s2s_eval.runners.run import RunOptions, execute
+from s2s_eval.speech.tts import Synthesizer
 from tests.openai_fake import FakeOpenAI, Reply, verdict
 from tests.servers import serve_process, write_script
 

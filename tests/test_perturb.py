@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from s2s_eval import audio
 from s2s_eval.datasets import perturb
 from s2s_eval.datasets.perturb import Perturbation
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.datasets.tts_input import BABBLE_TEXTS, BABBLE_VOICES
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 
 SR = audio.SAMPLE_RATE
 QUESTION = ("Today, Alice has two apples and a banana, Bob has three oranges. "

@@ -90,6 +90,23 @@ async def test_a_run_journals_graded_timed_records(scripted_server: str, data_di
             assert SECRET.encode() not in path.read_bytes(), f"secret written to {path}"
 
 
+async def test_an_empty_answer_is_a_finished_sample_graded_wrong_as_empty(data_dir: Path, tmp_path: Path) -> None:
+    """A model that answers nothing: the session succeeded, so the record is ok, and the grader says why it is
+    wrong (`empty`) instead of the runner calling it a failure or a grader guessing."""
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": ""}]}])
+    with serve_process("--engine", "scripted", "--script", str(script), log=tmp_path / "server.log") as url:
+        run_dir, summary = await execute(options(url, tmp_path / "run", data_dir=data_dir, limit=4))
+    records = list(read_records(run_dir))
+    assert len(records) == 4
+    for r in records:
+        assert (r["status"], r["error"], r["attempts"], r["response_text"]) == ("ok", None, 1, "")
+        assert (r["correct"], r["score"], r["grade"]["reason"]) == (False, 0.0, "empty")
+        assert [x["status"] for x in r["responses"]] == ["completed"]
+        assert r["output_audio"] is None and r["output_audio_s"] == 0 and r["latency"]["ttfa_ms"] is None
+        assert r["latency"]["total_ms"] > 0
+    assert summary["counts"]["ok"] == 4 and summary["accuracy"] == 0.0
+
+
 async def test_resume_skips_journaled_samples_and_drops_a_torn_line(scripted_server: str, data_dir: Path,
                                                                     tmp_path: Path) -> None:
     out = tmp_path / "run"

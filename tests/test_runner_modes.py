@@ -15,11 +15,11 @@ import pytest
 from s2s_eval import audio, pricing
 from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.spec import load_eval
-from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.log import read_records
 from s2s_eval.runners.profile import load_profile
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.runners.session import INPUT_CHUNK_MS
+from s2s_eval.speech.tts import Synthesizer
 from tests.conftest import TIMING_SCALE
 from tests.servers import serve_process, serve_subprocess, write_script
 from tests.test_cli import assert_one_clear_line, cli

@@ -20,8 +20,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.server.app import BETA_DISABLED, ServerConfig, running
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.conftest import TIMING_SCALE
 from tests.servers import write_script
 from tests.test_server_sdk import SERVER_EVENT, Recorder, sdk_client

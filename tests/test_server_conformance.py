@@ -22,10 +22,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.server import app
 from s2s_eval.server.app import MAX_MESSAGE_BYTES, ServerConfig, running
 from s2s_eval.server.responses import sentences
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.conftest import TIMING_SCALE
 from tests.servers import write_script
 from tests.test_server_sdk import MANUAL_SESSION, SERVER_EVENT, Recorder, sdk_client

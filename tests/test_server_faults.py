@@ -25,9 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.server.app import ServerConfig, running
 from s2s_eval.server.faults import FaultConfig, FaultPlan
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.conftest import TIMING_SCALE
 from tests.test_server_sdk import MANUAL_SESSION, SERVER_EVENT
 

@@ -28,10 +28,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.server import API_KEY_ENV
 from s2s_eval.server.protocol import SUPPORTED_EVENTS
 from s2s_eval.server.session_config import SESSION_FIELDS, VOICES
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.conftest import TIMING_SCALE
 from tests.servers import serve_subprocess
 from tests.test_server_sdk import MANUAL_SESSION, SERVER_EVENT

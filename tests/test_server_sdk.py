@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -15,8 +16,10 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import Field, TypeAdapter, ValidationError
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
+from s2s_eval.errors import DataError
 from s2s_eval.server.app import ServerConfig, running
+from s2s_eval.server.engines import load_script
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.servers import write_script
 
 SERVER_EVENT = TypeAdapter(Annotated[RealtimeServerEvent, Field(discriminator="type")])
@@ -152,6 +155,50 @@ async def test_scripted_responses_advance_and_text_modality(scripted_url: str) -
             assert turn[-1]["response"]["output"][0]["content"][0]["type"] == "output_text"
     assert texts == ["Two plus two is four.", "Still four."]
     assert rec.failures == []
+
+
+async def test_an_empty_scripted_answer_is_one_message_without_audio_and_with_an_empty_transcript(
+        tmp_path: Path) -> None:
+    """A response has at least one item (the SDK's `response.create` docs): answering nothing is sequence E without
+    its deltas, in both modalities, every event valid."""
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": "*", "responses": [{"text": ""}]}])
+    async with running(ServerConfig(port=0, engine="scripted", script=script)) as (_, url):
+        async with sdk_client(url).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.next()
+            await conn.session.update(session=MANUAL_SESSION)
+            await rec.until("session.updated")
+            await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                      "content": [{"type": "input_text", "text": "2+2?"}]})
+            await rec.until("conversation.item.done")
+            await conn.response.create()
+            spoken = await rec.until("response.done")
+            await conn.session.update(session={**MANUAL_SESSION, "output_modalities": ["text"]})
+            await rec.until("session.updated")
+            await conn.response.create()
+            written = await rec.until("response.done")
+
+    assert rec.failures == []
+    assert [e["type"] for e in spoken] == [t for t in RESPONSE_SEQUENCE if not t.endswith(".delta")]
+    assert next(e for e in spoken if e["type"] == "response.output_audio_transcript.done")["transcript"] == ""
+    done = spoken[-1]["response"]
+    assert done["status"] == "completed" and len(done["output"]) == 1
+    assert done["output"][0]["content"] == [{"type": "output_audio", "transcript": ""}]
+    assert done["usage"]["output_token_details"] == {"text_tokens": 0, "audio_tokens": 0}
+
+    assert [e["type"] for e in written] == [
+        "response.created", "rate_limits.updated", "response.output_item.added", "conversation.item.added",
+        "response.content_part.added", "response.output_text.done", "response.content_part.done",
+        "conversation.item.done", "response.output_item.done", "response.done"]
+    assert next(e for e in written if e["type"] == "response.output_text.done")["text"] == ""
+    assert written[-1]["response"]["output"][0]["content"] == [{"type": "output_text", "text": ""}]
+
+
+def test_a_script_may_answer_nothing_but_a_response_must_say_what(tmp_path: Path) -> None:
+    script = load_script(write_script(tmp_path / "ok.jsonl", [{"sample_id": "s", "responses": [{"text": ""}]}]))
+    assert script["s"][0].text == "" and script["s"][0].tool_calls == ()
+    with pytest.raises(DataError, match=r"responses\[0\]: a response needs a 'text'"):
+        load_script(write_script(tmp_path / "bad.jsonl", [{"sample_id": "s", "responses": [{}]}]))
 
 
 async def test_echo_engine_speaks_back_text_and_audio(speech: bytes) -> None:

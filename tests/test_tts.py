@@ -19,9 +19,9 @@ import pytest
 import soundfile as sf
 
 from s2s_eval import audio
-from s2s_eval.datasets import tts_engines
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings, spoken_form
 from s2s_eval.errors import UserError
+from s2s_eval.speech import tts_engines
+from s2s_eval.speech.tts import Synthesizer, TTSSettings, spoken_form
 from tests.conftest import ROOT, TIMING_SCALE
 from tests.openai_fake import closed_port
 from tests.tts_fakes import FakeEdge, FakeSpeech, encoded, tone

@@ -17,9 +17,9 @@ from s2s_eval.datasets import load_samples, select
 from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.datasets.tts_input import InputAudio, assign_voice
-from s2s_eval.graders.asr import _wav_bytes, load_transcriber
 from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute, texts_to_speak
+from s2s_eval.speech.asr import _wav_bytes, load_transcriber
 from tests.openai_fake import FakeOpenAI, Reply
 
 MIX = ("en-us", "en-gb+f3")

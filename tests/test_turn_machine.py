@@ -6,7 +6,7 @@ import base64
 import json
 
 from s2s_eval import audio
-from s2s_eval.runners.events import client_event_to_beta, normalise
+from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
 from s2s_eval.runners.session import FunctionCall, HistoryItem, SessionMachine, SessionPlan, UserTurn, classify_error
 
 PCM = b"\x01\x00" * 24_000  # 1 s of audio
@@ -171,12 +171,12 @@ def test_a_vad_response_before_the_speech_was_all_sent_is_not_the_measured_one()
 def test_beta_events_are_normalised_and_client_events_converted() -> None:
     machine = started()
     delta = base64.b64encode(b"\x00\x00" * 10).decode()
-    machine.on_event(normalise({"type": "response.created", "response": {"id": "r1"}}), 10.1)
-    machine.on_event(normalise({"type": "response.audio.delta", "response_id": "r1", "delta": delta}), 10.4)
-    machine.on_event(normalise({"type": "response.audio_transcript.delta", "response_id": "r1", "delta": "Yes"}),
-                     10.5)
+    machine.on_event(server_event_to_ga({"type": "response.created", "response": {"id": "r1"}}), 10.1)
+    machine.on_event(server_event_to_ga({"type": "response.audio.delta", "response_id": "r1", "delta": delta}), 10.4)
+    transcript = {"type": "response.audio_transcript.delta", "response_id": "r1", "delta": "Yes"}
+    machine.on_event(server_event_to_ga(transcript), 10.5)
     assert machine.final().ttfa_ms == 400.0 and machine.final().ttft_ms == 500.0
-    item = normalise({"type": "conversation.item.created", "item": {"content": [{"type": "audio"}]}})
+    item = server_event_to_ga({"type": "conversation.item.created", "item": {"content": [{"type": "audio"}]}})
     assert item["type"] == "conversation.item.added" and item["item"]["content"][0]["type"] == "output_audio"
     beta = client_event_to_beta({"type": "session.update", "session": {
         "type": "realtime", "output_modalities": ["audio"], "instructions": "x",

@@ -26,8 +26,9 @@ from typing import Any
 from s2s_eval import paths
 from s2s_eval.datasets.sample import Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
-from s2s_eval.datasets.tts import spoken_form
 from s2s_eval.errors import DataError, UserError, first_line
+from s2s_eval.speech.asr import normalise_for_wer
+from s2s_eval.speech.tts import spoken_form
 
 
 def _load_examples(location: str) -> list[dict[str, Any]]:
@@ -184,8 +185,6 @@ def _with_official_audio(spec: EvalSpec, samples: list[Sample], data_dir: Path |
                          ) -> tuple[list[Sample], dict[str, Any]]:
     """The samples that have a recording, each pointing at it, and how the recordings were matched."""
     from dataclasses import replace
-
-    from s2s_eval.graders.asr import normalise_for_wer  # not at import time: graders import the datasets package
 
     root, repo, revision = _official_root(spec, data_dir)
     rows = _official_rows(root, repo, revision)

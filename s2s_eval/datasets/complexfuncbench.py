@@ -33,8 +33,8 @@ from typing import Any
 from s2s_eval import paths
 from s2s_eval.datasets.sample import Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
-from s2s_eval.datasets.tts import spoken_form
 from s2s_eval.errors import DataError, UserError, first_line
+from s2s_eval.speech.tts import spoken_form
 
 __all__ = ["FIXTURE_DIR", "check_rows", "golden_calls", "golden_script", "load_rows", "load_samples", "parse_lines",
            "realtime_name", "to_sample"]

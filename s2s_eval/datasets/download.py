@@ -10,7 +10,6 @@ the Hub at run time and are not part of the copy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from s2s_eval import registry
 from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.errors import UserError, first_line
+from s2s_eval.files import atomic_write_bytes
 
 TIMEOUT_S = 60.0
 
@@ -76,9 +76,7 @@ def fetch(out: Path, evals: Sequence[str] | None = None, *, force: bool = False,
                 progress(f"{name}: {url}")
                 data = _get(url)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
-                partial.write_bytes(data)
-                os.replace(partial, target)
+                atomic_write_bytes(target, data)
             written.append(target)
         # The adapter's own checks, so a bad download is one clear error now. Only the text is fetched here: official
         # recordings (a separate Hub dataset) are not part of the copy.

@@ -47,8 +47,8 @@ from typing import Any
 from s2s_eval import paths
 from s2s_eval.datasets.sample import Message, Sample, round_robin
 from s2s_eval.datasets.spec import EvalSpec
-from s2s_eval.datasets.tts import spoken_form
 from s2s_eval.errors import DataError, UserError, first_line
+from s2s_eval.speech.tts import spoken_form
 
 __all__ = ["RULES", "SUBSETS", "audit", "exclusion_reasons", "load_rows", "load_samples", "to_sample"]
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s2s_eval import registry
 from s2s_eval.datasets.perturb import Perturbation
-from s2s_eval.datasets.tts import TTSSettings
+from s2s_eval.speech.tts import TTSSettings
 
 
 class EvalSpec(BaseModel):

@@ -26,12 +26,13 @@ from tqdm import tqdm
 from s2s_eval import audio, paths
 from s2s_eval.datasets import perturb
 from s2s_eval.datasets.sample import Sample
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
-from s2s_eval.datasets.tts_engines import ENGINES, Engine
+from s2s_eval.speech import asr
+from s2s_eval.speech.asr import Transcriber, word_error_rate
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
+from s2s_eval.speech.tts_engines import ENGINES, Engine
 
 if TYPE_CHECKING:
     from s2s_eval.datasets.spec import EvalSpec
-    from s2s_eval.graders.asr import Transcriber
 
 __all__ = ["BABBLE_TEXTS", "BABBLE_VOICES", "InputAudio", "Preparation", "assign_voice"]
 
@@ -171,8 +172,6 @@ class InputAudio:
 
     async def _verify(self, samples: Sequence[Sample], texts: Callable[[Sample], Sequence[str]],
                       transcriber: Transcriber | None, result: Preparation, progress: bool) -> None:
-        from s2s_eval.graders import asr
-
         rules = self.settings.verify
         if self.official:
             self.verification_summary = {"configured": False, "reason": "not run: official recordings are used"}
@@ -213,8 +212,6 @@ class InputAudio:
 
     async def _verify_sample(self, sample: Sample, clip_texts: list[str], transcriber: Transcriber) -> dict[str, Any]:
         """Transcribe each clip of the sample and compare with its text; try the next voice while one fails."""
-        from s2s_eval.graders.asr import word_error_rate
-
         rules = self.settings.verify
         candidates = self._candidates(sample)
         if rules.on_fail != "resynthesize":

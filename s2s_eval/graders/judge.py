@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from s2s_eval.graders.endpoint import EndpointClient, EndpointConfig, describe_error
 from s2s_eval.graders.judge_prompts import PROMPT_VERSIONS
-from s2s_eval.graders.response_cache import request_key
+from s2s_eval.speech.endpoint import EndpointClient, EndpointConfig, describe_error
+from s2s_eval.speech.response_cache import request_key
 
 if TYPE_CHECKING:
     pass

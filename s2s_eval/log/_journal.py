@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from s2s_eval.errors import DataError, UserError
+from s2s_eval.files import atomic_write_json
 from s2s_eval.graders.summary import summarise
 from s2s_eval.log._record import SCHEMA_VERSION, SampleRecord
 from s2s_eval.log._spec import RunSpec
@@ -35,9 +36,7 @@ RECORD_FIELDS = ("sample_id", "eval", "model", "status", "error", "correct", "sc
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, data, indent=2, default=str)
 
 
 def _invalid(where: str, exc: ValidationError) -> DataError:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from s2s_eval.files import atomic_write_text
 from s2s_eval.reports import aggregate, charts, charts_latency, conditions, drilldown, media
 
 if TYPE_CHECKING:
@@ -280,7 +281,5 @@ def build_report(run_dirs: Sequence[Path], out: Path, *, audio: bool = True, inp
                  else [media.RunMedia(output_note="no output audio: not copied (--no-audio)",
                                       input_note="no input audio: not copied (--no-audio)") for _ in runs])
     html = render_report(runs, run_media=run_media)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, html)
     return out

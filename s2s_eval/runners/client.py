@@ -3,14 +3,14 @@
 Two tasks share a socket. The receiver stamps every frame with the monotonic clock before parsing it, normalises
 it to GA and feeds the machine; what the machine answers goes to an outbox. The sender drains the outbox, in real
 time for audio when `pace="realtime"` (each append leaves when the audio before it would have finished playing),
-and stamps each event as it is handed to the socket. No permessage-deflate is offered unless asked: it costs
-milliseconds per audio frame.
+and stamps each event as it is handed to the socket. The sender runs beside the receiver in one TaskGroup
+(`tasks.background`), so it never outlives the session and a cancellation always propagates. No
+permessage-deflate is offered unless asked: it costs milliseconds per audio frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,10 +19,11 @@ from typing import Any, Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from s2s_eval import __version__
+from s2s_eval import __version__, audio
 from s2s_eval.hosts import is_loopback
-from s2s_eval.runners.events import client_event_to_beta, normalise
+from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
 from s2s_eval.runners.session import SessionMachine
+from s2s_eval.runners.tasks import background
 
 OPEN_TIMEOUT_S = 15
 Pace = Literal["burst", "realtime"]
@@ -98,13 +99,8 @@ class _Progress:
 async def _exchange(ws: ClientConnection, machine: SessionMachine, protocol: str, pace: Pace,
                     progress: _Progress) -> None:
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    sender = asyncio.create_task(_send(ws, outbox, machine, protocol, pace, progress))
-    try:
+    async with background(_send(ws, outbox, machine, protocol, pace, progress)):
         await _receive(ws, machine, outbox, progress)
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await sender
 
 
 async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asyncio.Queue[dict[str, Any]],
@@ -119,7 +115,7 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asynci
         if not isinstance(event, dict):
             machine.abort("protocol", f"malformed server event (not an object): {str(frame)[:120]!r}")
             return
-        event = normalise(event)
+        event = server_event_to_ga(event)
         if event.get("type") == "response.done":
             progress.made()
         for out in machine.on_event(event, received):
@@ -131,7 +127,7 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asynci
 
 def _audio_seconds(event: dict[str, Any]) -> float:
     data = event.get("audio") or ""
-    return (len(data) * 3 // 4 - data[-2:].count("=")) / 48_000
+    return (len(data) * 3 // 4 - data[-2:].count("=")) / audio.BYTES_PER_SECOND
 
 
 async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], machine: SessionMachine, protocol: str,
@@ -150,7 +146,10 @@ async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], mac
         # Stamped just before the write: a loopback write can wake the server and preempt this process
         # before `send` returns, so a stamp taken afterwards may fall after the server already has the event.
         machine.sent(event, time.perf_counter())
-        await ws.send(frame)
+        try:
+            await ws.send(frame)
+        except ConnectionClosed:
+            return  # the receiver reads what the server sent before closing (often an `error` saying why) and reports
         if event["type"] == "input_audio_buffer.append":
             progress.made()
         if outbox.empty() or pace == "burst":

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from s2s_eval.graders.latency import describe
+from s2s_eval.runners.tasks import background
 
 
 class LoopLagMonitor:
@@ -29,13 +30,9 @@ class LoopLagMonitor:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[LoopLagMonitor]:
-        task = asyncio.create_task(self._watch())
-        try:
+        """Watch while the block runs. Safe to cancel: the watcher stops and the cancellation propagates."""
+        async with background(self._watch()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def summary(self) -> dict[str, Any]:
         return {"interval_ms": self.interval_s * 1000, **describe(self.lag_ms)}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from s2s_eval import audio
 from s2s_eval.datasets.sample import Sample
 from s2s_eval.errors import UserError
-from s2s_eval.graders import Answer, GradeContext, Grader, asr, get_grader, grader_version
+from s2s_eval.graders import Answer, GradeContext, Grader, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, load_judge
 from s2s_eval.log import (
     ITEMS,
@@ -39,6 +39,7 @@ from s2s_eval.log import (
     run_spec,
     sample_records,
 )
+from s2s_eval.speech import asr
 
 # Graders that can stand in for one another: the same items, the same answers, another way of deciding.
 COMPATIBLE = ({"big_bench_audio", "big_bench_audio_judge"},)

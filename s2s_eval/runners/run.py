@@ -28,7 +28,7 @@ from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import UserError
-from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, asr, get_grader, grader_version
+from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, load_judge
 from s2s_eval.log import (
     SPEC,
@@ -60,6 +60,7 @@ from s2s_eval.runners.session import (
     SessionPlan,
     UserTurn,
 )
+from s2s_eval.speech import asr
 from s2s_eval.timing import frozen_heap
 
 STAGGER_S = 1.0  # paced sessions start spread over this window, not all in the same instant

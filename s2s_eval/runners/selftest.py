@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
 from s2s_eval.runners.client import Pace, Transport, run_session
 from s2s_eval.runners.local_server import LocalServer, local_server
 from s2s_eval.runners.looplag import LoopLagMonitor
 from s2s_eval.runners.profile import LocalServerSettings
 from s2s_eval.runners.run import STAGGER_S
 from s2s_eval.runners.session import SessionMachine, SessionPlan, UserTurn
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.timing import frozen_heap
 
 QUESTION = "How many legs does a spider have? Please answer with a single number."

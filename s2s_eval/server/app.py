@@ -29,7 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from s2s_eval.datasets.tts import Synthesizer, TTSSettings
+from s2s_eval import audio
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, responses
@@ -37,6 +37,7 @@ from s2s_eval.server.engines import Engine, make_engine
 from s2s_eval.server.faults import FaultConfig, FaultPlan
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
 from s2s_eval.server.streaming import ResponseStream, Wire
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.timing import frozen_heap
 
 log = logging.getLogger("s2s_eval.server")
@@ -118,14 +119,15 @@ class Connection:
         self.beta = _wants_beta(request, self.config)
         self.number = next(shared.session_numbers)
         self.session = RealtimeSession(model=(self.query.get("model") or [self.config.model])[0],
-                                       max_buffer_bytes=int(self.config.max_buffer_s * 48_000))
+                                       max_buffer_bytes=int(self.config.max_buffer_s * audio.BYTES_PER_SECOND))
         self.turns: Counter[str | None] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
         self.wire = Wire(send_frame=self.send_frame, drop=self.drop, session_id=self.session.session["id"])
 
     async def send_frame(self, frame: str) -> None:
         if self.beta:
-            translated = beta.to_beta(json.loads(frame)) if frame.startswith("{") and frame.endswith("}") else frame
+            is_json = frame.startswith("{") and frame.endswith("}")
+            translated = beta.server_event_to_beta(json.loads(frame)) if is_json else frame
             if translated is None:
                 return
             frame = translated if isinstance(translated, str) else json.dumps(translated)
@@ -201,7 +203,7 @@ class Connection:
             await self.send(self.session.error(exc, None))
             return
         if self.beta and isinstance(event, dict):
-            event = beta.from_beta(event)
+            event = beta.client_event_to_ga(event)
         outcome = self.session.handle(event)
         await self.send(*outcome.events)
         for state in outcome.start:

@@ -25,7 +25,8 @@ class ToolCall:
 class Reply:
     """What to say, then which tools to call (each becomes a function_call output item after the message).
 
-    `pcm` is speech to send as is; when None, the server speaks `text` with its TTS.
+    `pcm` is speech to send as is; when None, the server speaks `text` with its TTS. An empty `text` without tool
+    calls is still a message, with no audio and an empty transcript: a response always has at least one item.
     """
 
     text: str
@@ -117,8 +118,8 @@ def _scripted_response(raw: Any, where: str) -> ScriptedResponse:
     if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
                                               and isinstance(c.get("arguments", {}), dict) for c in calls):
         raise DataError(f"{where}: tool_calls is a list of {{\"name\": str, \"arguments\": object}}")
-    if not raw.get("text") and not calls:
-        raise DataError(f"{where}: a response needs a 'text', 'tool_calls', or both")
+    if "text" not in raw and not calls:  # `"text": ""` is an answer: a model that says nothing, which graders must see
+        raise DataError(f"{where}: a response needs a 'text' (\"\" to answer nothing), 'tool_calls', or both")
     delay = raw.get("first_audio_delay_ms")
     if delay is not None and (not isinstance(delay, int | float) or delay < 0):
         raise DataError(f"{where}: first_audio_delay_ms must be a non-negative number")

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2s_eval import audio
-from s2s_eval.datasets.tts import Synthesizer
 from s2s_eval.server.engines import Reply
 from s2s_eval.server.faults import Draw
 from s2s_eval.server.protocol import RealtimeSession, ResponseState
 from s2s_eval.server.responses import MessageStream, ResponseEvents, estimate_text_tokens, sentences, split_words
+from s2s_eval.speech.tts import Synthesizer
 
 log = logging.getLogger("s2s_eval.server")
 
@@ -134,16 +134,17 @@ class ResponseStream:
         return self.events.done()
 
     async def _content(self) -> None:
-        if self.reply.text or self.reply.pcm:
+        _, tool_choice = self.session.tools_for(self.state)
+        calls = () if tool_choice == "none" else self.reply.tool_calls
+        # "A Response will include at least one Item" (the SDK's `response.create` docs): a model that answers
+        # nothing sends a message with no audio and an empty transcript, never a response without output.
+        if self.reply.text or self.reply.pcm or not calls:
             message, opening = self.events.start_message()
             await self.send(*opening)
             await self._message(message)
             status = "incomplete" if self.cancelled or self.truncated else "completed"
             await self.send(*self.events.finish_message(message, status))
-        _, tool_choice = self.session.tools_for(self.state)
-        if tool_choice == "none":
-            return
-        for call in self.reply.tool_calls:
+        for call in calls:
             if self.cancelled or self.truncated:
                 return
             await self._frames([json.dumps(e) for e in self.events.function_call(call.name, call.arguments)])

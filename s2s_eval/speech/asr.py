@@ -23,17 +23,14 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import soundfile as sf
 
 from s2s_eval.audio import SAMPLE_RATE
-from s2s_eval.graders.endpoint import EndpointClient, EndpointConfig, describe_error
-from s2s_eval.graders.response_cache import request_key
-
-if TYPE_CHECKING:
-    pass
+from s2s_eval.speech.endpoint import EndpointClient, EndpointConfig, describe_error
+from s2s_eval.speech.response_cache import request_key
 
 __all__ = ["ENV_PREFIX", "NORMALISATION", "NOT_CONFIGURED", "AsrConfig", "Consistency", "Transcriber", "Transcription",
            "load_transcriber", "measure_consistency", "normalise_for_wer", "word_error_rate"]

@@ -5,16 +5,14 @@ and any engine-specific identity (an endpoint's URL). The same key always maps t
 the runner and the embedded server share clips. Beside each clip, `<key>.json` records what it was spoken with.
 
 The engines live in `tts_engines.py`; how a sample's input audio is chosen (voice mix, official recordings,
-round-trip verification, perturbations) in `tts_input.py`.
+round-trip verification, perturbations) in `datasets/tts_input.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from s2s_eval import audio, paths
-from s2s_eval.datasets.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, canonical_engine
+from s2s_eval.files import atomic_write_json
+from s2s_eval.speech.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, canonical_engine
 
 __all__ = ["ENGINES", "EdgeEngine", "EspeakEngine", "Synthesizer", "TTSSettings", "Verification", "spoken_form"]
 
@@ -128,9 +127,4 @@ class Synthesizer:
 
 
 def _write_sidecar(path: Path, facts: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(facts, ensure_ascii=False, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_json(path, facts, sort_keys=True)

@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 
 from s2s_eval import audio
 from s2s_eval.errors import UserError
+from s2s_eval.speech.endpoint import EndpointConfig, describe_error, public_url
 
 if TYPE_CHECKING:
-    from s2s_eval.datasets.tts import TTSSettings
+    from s2s_eval.speech.tts import TTSSettings
 
 __all__ = ["ALIASES", "ENGINES", "NOMINAL_RATE", "EdgeEngine", "Engine", "EspeakEngine", "OpenAISpeechEngine",
            "canonical_engine", "register"]
@@ -276,22 +277,15 @@ class EdgeEngine:
 SPEECH_ENV_PREFIX = "S2S_TTS"
 
 
-@functools.cache
-def _speech_config_type() -> type:
-    from s2s_eval.graders.endpoint import EndpointConfig  # not at import time: graders import the datasets package
+class SpeechConfig(EndpointConfig):
+    """An OpenAI-compatible `/v1/audio/speech` endpoint."""
 
-    class SpeechConfig(EndpointConfig):
-        """An OpenAI-compatible `/v1/audio/speech` endpoint."""
-
-        model: str = "gpt-4o-mini-tts"
-        concurrency: int = 4
-
-    return SpeechConfig
+    model: str = "gpt-4o-mini-tts"
+    concurrency: int = 4
 
 
-def _speech_config() -> Any:
-    config_type = _speech_config_type()
-    return config_type.from_env(SPEECH_ENV_PREFIX) or config_type()
+def _speech_config() -> SpeechConfig:
+    return SpeechConfig.from_env(SPEECH_ENV_PREFIX) or SpeechConfig()
 
 
 @register("openai")
@@ -317,8 +311,6 @@ class OpenAISpeechEngine:
         return str(self.config.model)
 
     def identity(self) -> dict[str, Any]:
-        from s2s_eval.graders.endpoint import public_url
-
         return {"base_url": public_url(self.config.base_url), "speed": f"rate / {NOMINAL_RATE}"}
 
     def check(self) -> None:
@@ -333,8 +325,6 @@ class OpenAISpeechEngine:
         return self._client
 
     def synthesize(self, text: str, settings: TTSSettings) -> bytes:
-        from s2s_eval.graders.endpoint import describe_error
-
         self.check()
         speed = min(4.0, max(0.25, settings.rate / NOMINAL_RATE))
         try:

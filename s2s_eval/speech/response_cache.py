@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
+
+from s2s_eval.files import atomic_write_json
 
 __all__ = ["ResponseCache", "request_key"]
 
@@ -44,9 +44,4 @@ class ResponseCache:
         """Store `entry` under `key`, atomically."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            tmp.write_text(json.dumps(entry, ensure_ascii=False, indent=1), encoding="utf-8")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_json(path, entry, indent=1)

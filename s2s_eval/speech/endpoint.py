@@ -1,6 +1,6 @@
-"""An OpenAI-compatible HTTP endpoint used by a grader (the LLM judge, the transcription backend).
+"""An OpenAI-compatible HTTP endpoint: the LLM judge, the transcription backend, the OpenAI TTS engine.
 
-One config shape for both: base URL, model, the *name* of the environment variable holding the key (never the key
+One config shape for all: base URL, model, the *name* of the environment variable holding the key (never the key
 itself, so configs, reprs and `spec.json` can be printed freely), timeout and retries. Failures become one line
 that says what failed and what to do, with the key scrubbed out; they are never raised into a run.
 
@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from s2s_eval import paths
 from s2s_eval.errors import UserError
-from s2s_eval.graders.response_cache import ResponseCache
 from s2s_eval.hosts import is_loopback
+from s2s_eval.speech.response_cache import ResponseCache
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
