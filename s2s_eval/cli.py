@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -401,13 +402,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
                 "fetch-data": _fetch_data, "list": _list, "selftest": _selftest, "serve": _serve, "sweep": _sweep}
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # a reader that left fails here, where it is handled, not at exit
+        return status
     except UserError as exc:
         print(f"s2s-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("s2s-eval: interrupted; finished samples are journaled (continue with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `s2s-eval list models | head`: the reader left; say nothing more, not a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

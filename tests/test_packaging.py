@@ -229,6 +229,13 @@ def test_list_shows_a_broken_user_file_and_fails(user_folder: Path) -> None:
     assert re.search(r"(?m)^  broken .*: cannot load: .*broken\.yaml: provider", done.stdout), done.stdout
 
 
+def test_list_into_a_closed_pipe_says_nothing(user_folder: Path) -> None:
+    """`s2s-eval list models | head -1` is an ordinary use: a reader that leaves early gets no traceback."""
+    done = subprocess.run(["/bin/sh", "-c", f"{sys.executable} -m s2s_eval list models | true"], cwd=user_folder,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stderr == ""
+
+
 # --- the lock ---------------------------------------------------------------------------------------------------
 
 def _requirements_lock() -> dict[str, set[str]]:
