@@ -17,13 +17,22 @@ SERVE_ARGS ?=
 S2S_DATA_DIR ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
 export S2S_DATA_DIR
 
-.PHONY: setup eval test lint report compare serve bench clean
+.PHONY: setup eval test lint report compare serve bench lock-export clean
 
-$(VENV)/.installed: pyproject.toml
+# Python libraries come from the lock, so two machines that install the same commit measure with the same ones:
+# uv.lock (with uv, when it is on PATH) or requirements.lock, its export with hashes (with pip otherwise).
+# After editing dependencies in pyproject.toml: `uv lock` and `make lock-export`.
+$(VENV)/.installed: pyproject.toml uv.lock requirements.lock
 	@scripts/ensure-system-packages
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing Python dependencies into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@if command -v uv >/dev/null 2>&1; then \
+	  echo "installing the locked Python dependencies into $(VENV) with uv ..."; \
+	  UV_PROJECT_ENVIRONMENT='$(VENV)' uv sync --quiet --frozen --extra test --python '$(PYTHON)'; \
+	else \
+	  echo "installing the locked Python dependencies into $(VENV) with pip (uv is not installed) ..."; \
+	  { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock && \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .; \
+	fi
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -67,6 +76,10 @@ serve: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ttfa_delay.py
+
+# requirements.lock is generated from uv.lock (tests/test_packaging.py checks they agree).
+lock-export:
+	uv export --frozen --extra test --no-emit-project --format requirements-txt -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

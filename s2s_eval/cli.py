@@ -1,4 +1,4 @@
-"""The `s2s-eval` command: prepare, run, report, compare, merge, serve."""
+"""The `s2s-eval` command: prepare, run, report, compare, merge, list, serve."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=Path, required=True, help="the merged run directory (new)")
 
+    listing = sub.add_parser("list", help="the evals or model profiles there are, and where each comes from")
+    listing.add_argument("kind", choices=("evals", "models"), help="evals (evals/*.yaml) or models (runners/*.yaml)")
+
     selftest = sub.add_parser("selftest", help="measure this machine's latency error against an injected delay")
     selftest.add_argument("--delay-ms", type=float, default=300.0)
     selftest.add_argument("--sessions", type=_positive_int, default=32, help="sessions per concurrency level "
@@ -345,6 +349,32 @@ def _merge(args: argparse.Namespace) -> int:
     return 0 if summary["complete"] else 1
 
 
+def _list(args: argparse.Namespace) -> int:
+    """Each name, where it comes from (built-in, or the user's file and whether it overrides one) and its
+    description; a file that does not load is listed with its error, and the exit status is then 1."""
+    from s2s_eval import paths, registry
+    from s2s_eval.datasets.spec import load_eval
+    from s2s_eval.runners.profile import load_profile
+
+    kind, load = ("evals", load_eval) if args.kind == "evals" else ("runners", load_profile)
+    found = registry.entries(kind)
+    user, mine = paths.user_registry(kind), paths.home() / kind
+    if user is None and mine.resolve() == paths.builtin(kind).resolve():
+        yours = f"none ({mine} is the built-in folder itself)"
+    else:
+        yours = f"{mine}{'' if user else ' (no such folder)'}; a file there overrides the built-in of the same name"
+    print(f"{args.kind} ({kind}/*.yaml) built in: {paths.builtin(kind)}\nyours: {yours}")
+    width = max((len(name) for name in found), default=0)
+    broken = 0
+    for name, entry in found.items():
+        try:
+            description = load(name).description
+        except UserError as exc:
+            description, broken = f"cannot load: {exc}", broken + 1
+        print(f"  {name:<{width}}  {entry.origin}: {description}")
+    return 1 if broken else 0
+
+
 def _selftest(args: argparse.Namespace) -> int:
     from s2s_eval.runners.selftest import print_header, print_row, selftest
 
@@ -387,15 +417,21 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"prepare": _prepare, "run": _run, "report": _report, "compare": _compare, "merge": _merge,
-                "fetch-data": _fetch_data, "regrade": _regrade, "selftest": _selftest, "serve": _serve, "sweep": _sweep}
+                "fetch-data": _fetch_data, "list": _list, "regrade": _regrade, "selftest": _selftest, "serve": _serve,
+                "sweep": _sweep}
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # a reader that left fails here, where it is handled, not at exit
+        return status
     except UserError as exc:
         print(f"s2s-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("s2s-eval: interrupted; finished samples are journaled (continue with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `s2s-eval list models | head`: the reader left; say nothing more, not a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import platform
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from s2s_eval import __version__, audio, paths, pricing
+from s2s_eval import audio, paths, pricing, provenance
 from s2s_eval.datasets import Sample, load_samples, select
 from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
@@ -107,15 +106,6 @@ def _now() -> str:
 def default_data_dir() -> Path | None:
     """`$S2S_DATA_DIR` when set; otherwise None (the adapters then use the official sources)."""
     return Path(os.environ["S2S_DATA_DIR"]) if os.environ.get("S2S_DATA_DIR") else None
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.home(), capture_output=True, text=True,
-                             timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def host_facts() -> dict[str, Any]:
@@ -500,7 +490,7 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
     local = profile.provider == "local" and not options.url
     return {
         "run_id": journal.run_dir.name, "started_at": _now(),
-        "harness": {"name": "s2s-eval", "version": __version__, "git_commit": git_commit()},
+        "harness": provenance.harness(),
         "model": profile.public(),
         "endpoint": "embedded server (loopback)" if local else endpoint(profile, options.url),
         "eval": spec.public(), "grader": {"name": spec.grader, "version": grader_version(spec.grader)},
