@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from s2s_eval.runners.journal import read_spec
 
 from s2s_eval import paths, provenance, registry
 from s2s_eval.datasets.spec import load_eval
 from s2s_eval.errors import UserError
+from s2s_eval.log import read_spec
 from s2s_eval.runners.profile import load_profile
 from tests.browser import require_chromium
 from tests.cdp import open_page
