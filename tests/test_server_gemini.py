@@ -1,0 +1,536 @@
+"""The reference server speaking Gemini Live (`serve --protocol gemini`), checked against Google's own SDK.
+
+Every message the server sends is validated against `google.genai.types.LiveServerMessage`, and every message a
+client sends (ours, and the official client's, recorded on the server) against `types.LiveClientMessage` —
+extended by one field, `setup.realtimeInputConfig`: the SDK's own converter sends it and the proto has it, but
+`types.LiveClientSetup` (3.6.1) lacks it, so plain validation would refuse a correct manual-activity setup. Each
+test ends by asserting there were no validation failures. The official client dials only wss://, so the server
+runs with a self-signed certificate made at test time (the private key never leaves tmp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import ipaddress
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from google import genai
+from google.genai import types
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from s2s_eval import audio
+from s2s_eval.server import gemini_wire
+from s2s_eval.server.app import ServerConfig, running
+from s2s_eval.server.faults import FAULT_KINDS, FaultConfig
+from s2s_eval.server.gemini_app import SAMPLE_HEADER, GeminiConnection
+from s2s_eval.speech.tts import Synthesizer, TTSSettings
+from tests.conftest import TIMING_SCALE
+from tests.servers import write_script
+
+MODEL = "models/gemini-live-2.5-flash"
+ANSWER = "Two plus two is four."
+AFTER_TOOL = "It is sunny in Paris."
+SCRIPT = [{"sample_id": "weather", "responses": [{"text": "", "tool_calls": [
+              {"name": "get_weather", "arguments": {"city": "Paris", "time_zone": "Europe/Paris"}}]},
+              {"text": AFTER_TOOL}]},
+          {"sample_id": "*", "responses": [{"text": ANSWER}]}]
+TIMEOUT_S = 15 * TIMING_SCALE
+
+
+class LiveClientSetup(types.LiveClientSetup):
+    """The SDK's setup type plus the one field it lacks (3.6.1) although its converter sends it."""
+
+    realtime_input_config: types.RealtimeInputConfig | None = None
+
+
+class LiveClientMessage(types.LiveClientMessage):
+    setup: LiveClientSetup | None = None  # type: ignore[assignment]
+
+
+def validate(kind: type[Any], frame: str | bytes, failures: list[str]) -> None:
+    try:
+        kind.model_validate_json(frame)
+    except ValidationError as exc:
+        failures.append(f"{kind.__name__}: {str(frame)[:200]}: {exc}")
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, made now: (certificate, key) PEM files."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s2s-eval test server")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def trust(tls: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(tls[0]))
+
+
+@pytest.fixture(scope="module")
+def speech16() -> bytes:
+    """A spoken question at 16 kHz (Gemini's input rate), resampled with soxr."""
+    pcm = Synthesizer(TTSSettings()).speech("What is two plus two?")
+    return audio.to_pcm16(audio.resample(audio.from_pcm16(pcm), audio.SAMPLE_RATE, 16000))
+
+
+def chunks16(pcm: bytes, ms: int = 100) -> list[bytes]:
+    size = 16000 * 2 * ms // 1000
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def audio_in(pcm: bytes) -> dict[str, Any]:
+    return {"realtimeInput": {"audio": {"data": base64.b64encode(pcm).decode(), "mimeType": "audio/pcm;rate=16000"}}}
+
+
+class Tap:
+    """Every frame of every Gemini session, both ways, recorded on the server and validated."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+
+
+@pytest.fixture
+def tap(monkeypatch: pytest.MonkeyPatch) -> Tap:
+    tap = Tap()
+    send, on_frame = GeminiConnection.send, GeminiConnection.on_frame
+
+    async def recording_send(self: GeminiConnection, message: dict[str, Any] | bytes) -> None:
+        if isinstance(message, dict):
+            validate(types.LiveServerMessage, json.dumps(message), tap.failures)
+            tap.sent.append(message)
+        await send(self, message)
+
+    async def recording_on_frame(self: GeminiConnection, frame: str | bytes, received: float) -> None:
+        validate(LiveClientMessage, frame, tap.failures)
+        tap.received.append(json.loads(frame))
+        await on_frame(self, frame, received)
+
+    monkeypatch.setattr(GeminiConnection, "send", recording_send)
+    monkeypatch.setattr(GeminiConnection, "on_frame", recording_on_frame)
+    return tap
+
+
+@contextlib.asynccontextmanager
+async def gemini_server(tls: tuple[Path, Path], folder: Path, **config: Any) -> AsyncIterator[str]:
+    script = write_script(folder / "script.jsonl", config.pop("script", SCRIPT))
+    async with running(ServerConfig(port=0, engine="scripted", script=script, protocol="gemini", tls_cert=tls[0],
+                                    tls_key=tls[1], **config)) as (_, url):
+        yield url
+
+
+MANUAL_SETUP = {"setup": {
+    "model": MODEL,
+    "generationConfig": {"responseModalities": ["AUDIO"],
+                         "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Kore"}}}},
+    "systemInstruction": {"parts": [{"text": "Answer briefly."}]},
+    "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "The weather in a city.",
+                                         "parameters": {"type": "OBJECT", "properties": {
+                                             "city": {"type": "STRING"}, "time_zone": {"type": "STRING"}}}}]}],
+    "realtimeInputConfig": {"automaticActivityDetection": {"disabled": True}},
+    "inputAudioTranscription": {}, "outputAudioTranscription": {}}}
+
+
+class Client:
+    """A bare WebSocket client: validates what it sends and receives, stamps arrivals before parsing."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.failures: list[str] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        frame = json.dumps(message)
+        validate(LiveClientMessage, frame, self.failures)
+        await self.ws.send(frame)
+
+    async def recv(self) -> dict[str, Any] | bytes:
+        async with asyncio.timeout(TIMEOUT_S):
+            frame = await self.ws.recv()
+        self.arrivals.append(time.perf_counter())
+        if not isinstance(frame, bytes):
+            self.failures.append(f"a text frame: {frame[:80]}")
+        try:
+            message = json.loads(frame)
+        except json.JSONDecodeError:
+            return frame if isinstance(frame, bytes) else frame.encode()
+        validate(types.LiveServerMessage, frame, self.failures)
+        self.messages.append(message)
+        return message
+
+    async def until_turn_complete(self) -> list[dict[str, Any] | bytes]:
+        seen = []
+        while True:
+            seen.append(await self.recv())
+            if isinstance(seen[-1], dict) and seen[-1].get("serverContent", {}).get("turnComplete"):
+                return seen
+
+    async def setup(self, setup: dict[str, Any] = MANUAL_SETUP) -> None:
+        await self.send(setup)
+        assert await self.recv() == {"setupComplete": {}}
+
+    async def manual_turn(self, pcm16: bytes) -> None:
+        await self.send({"realtimeInput": {"activityStart": {}}})
+        for chunk in chunks16(pcm16):
+            await self.send(audio_in(chunk))
+        await self.send({"realtimeInput": {"activityEnd": {}}})
+
+    async def closed(self) -> tuple[int | None, str | None]:
+        """Read until the server closes; returns its close code and reason (None, None: no close frame)."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.recv()
+        received = self.ws.protocol.close_rcvd
+        return (received.code, received.reason) if received else (None, None)
+
+
+@contextlib.asynccontextmanager
+async def client(url: str, trust: ssl.SSLContext, sample_id: str | None = None, *,
+                 headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
+    extra = {**({SAMPLE_HEADER: sample_id} if sample_id else {}), **(headers or {})}
+    async with connect(url, ssl=trust, additional_headers=extra, max_size=None) as ws:
+        yield Client(ws)
+
+
+def server_content(messages: list[Any], field: str) -> list[Any]:
+    return [m["serverContent"][field] for m in messages if isinstance(m, dict) and field in m.get("serverContent", {})]
+
+
+def spoken(messages: list[Any]) -> bytes:
+    return b"".join(base64.b64decode(part["inlineData"]["data"]) for turn in server_content(messages, "modelTurn")
+                    for part in turn["parts"])
+
+
+def kinds(messages: list[Any]) -> list[str]:
+    """What each message is, deltas collapsed: `modelTurn`, `outputTranscription`, `toolCall`, ..."""
+    out: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            kind = "malformed"
+        elif "serverContent" in message:
+            kind = "+".join(k for k in message["serverContent"]) + ("+usage" if "usageMetadata" in message else "")
+        else:
+            kind = "+".join(message)
+        if not out or out[-1] != kind or kind == "malformed":
+            out.append(kind)
+    return out
+
+
+# -- a turn, as sent by a bare client ------------------------------------------------------------------------------
+
+
+async def test_a_manual_audio_turn_is_audio_and_transcript_then_generation_then_turn_complete_with_usage(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path) -> None:
+    async with gemini_server(tls, tmp_path) as url, client(url, trust, "q1") as c:
+        await c.setup()
+        await c.manual_turn(speech16)
+        turn = await c.until_turn_complete()
+
+    assert c.failures == []  # every frame binary, every message valid both ways
+    assert kinds(turn)[-2:] == ["generationComplete", "turnComplete+usage"]
+    assert set(kinds(turn)[:-2]) == {"modelTurn", "outputTranscription"}
+    assert "".join(t["text"] for t in server_content(turn, "outputTranscription")) == ANSWER
+    parts = [p for t in server_content(turn, "modelTurn") for p in t["parts"]]
+    assert {p["inlineData"]["mimeType"] for p in parts} == {"audio/pcm;rate=24000"}
+    pcm = spoken(turn)
+    assert audio.duration_s(pcm) > 0.5 and np.abs(audio.from_pcm16(pcm)).max() > 0.05  # real speech, 24 kHz
+    usage = turn[-1]["usageMetadata"]
+    audio_in = next(d["tokenCount"] for d in usage["promptTokensDetails"] if d["modality"] == "AUDIO")
+    assert audio_in == pytest.approx(len(speech16) / 32000 * 25, abs=2)  # 25 tokens a second, at 16 kHz
+    audio_out = next(d["tokenCount"] for d in usage["responseTokensDetails"] if d["modality"] == "AUDIO")
+    assert audio_out == pytest.approx(audio.duration_s(pcm) * 25, abs=1)
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["responseTokenCount"]
+
+
+async def test_snake_case_keys_and_binary_frames_are_accepted_as_google_does(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path) -> None:
+    setup = {"setup": {"model": MODEL, "generation_config": {"response_modalities": ["AUDIO"], "speech_config": {
+        "voice_config": {"prebuilt_voice_config": {"voice_name": "Puck"}}}},
+        "realtime_input_config": {"automatic_activity_detection": {"disabled": True}},
+        "output_audio_transcription": {}}}
+    async with gemini_server(tls, tmp_path) as url, client(url, trust) as c:
+        for message in [setup, {"realtime_input": {"activity_start": {}}},
+                        *({"realtime_input": {"audio": {"data": base64.b64encode(chunk).decode(),
+                                                        "mime_type": "audio/pcm;rate=16000"}}}
+                          for chunk in chunks16(speech16)),
+                        {"realtimeInput": {"activity_end": {}}}]:
+            validate(LiveClientMessage, json.dumps(message), c.failures)  # the SDK's types take both spellings
+            await c.ws.send(json.dumps(message).encode())  # binary, as some clients send
+        assert await c.recv() == {"setupComplete": {}}
+        turn = await c.until_turn_complete()
+    assert c.failures == []
+    assert "".join(t["text"] for t in server_content(turn, "outputTranscription")) == ANSWER
+
+
+def test_key_spelling_is_normalised_except_inside_values_the_caller_owns() -> None:
+    message = {"tool_response": {"function_responses": [{"id": "c1", "name": "get_weather",
+                                                         "response": {"sky_cover": "clear"}}]}}
+    assert gemini_wire.camel_keys(message) == {"toolResponse": {"functionResponses": [
+        {"id": "c1", "name": "get_weather", "response": {"sky_cover": "clear"}}]}}
+    with pytest.raises(gemini_wire.GeminiClose, match="Duplicate field"):
+        gemini_wire.camel_keys({"realtimeInput": {}, "realtime_input": {}})
+
+
+# -- the official client -------------------------------------------------------------------------------------------
+
+
+def sdk(url: str, trust: ssl.SSLContext, sample_id: str | None = None, key: str = "test-key") -> genai.Client:
+    """Google's client pointed at the loopback server: its base URL, our certificate, the sample id header."""
+    base = url.split("/ws/")[0].replace("wss://", "https://")
+    return genai.Client(api_key=key, http_options=types.HttpOptions(
+        base_url=base, async_client_args={"ssl": trust}, headers={SAMPLE_HEADER: sample_id} if sample_id else None))
+
+
+def live_config(manual: bool) -> types.LiveConnectConfig:
+    return types.LiveConnectConfig(
+        response_modalities=[types.Modality.AUDIO],
+        speech_config=types.SpeechConfig(voice_config=types.VoiceConfig(
+            prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name="Kore"))),
+        system_instruction="Answer briefly.",
+        tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+            name="get_weather", description="The weather in a city.", parameters=types.Schema(
+                type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}))])],
+        input_audio_transcription=types.AudioTranscriptionConfig(),
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        realtime_input_config=types.RealtimeInputConfig(
+            automatic_activity_detection=types.AutomaticActivityDetection(disabled=manual)))
+
+
+async def receive_turn(session: Any, on_tool_call: Any = None) -> list[types.LiveServerMessage]:
+    """The SDK's `receive()` until `turnComplete` (tool calls answered on the way)."""
+    messages = []
+    async with asyncio.timeout(TIMEOUT_S):
+        async for message in session.receive():
+            messages.append(message)
+            if message.tool_call and on_tool_call:
+                await on_tool_call(message.tool_call)
+    return messages
+
+
+def transcript(messages: list[types.LiveServerMessage]) -> str:
+    return "".join(m.server_content.output_transcription.text for m in messages
+                   if m.server_content and m.server_content.output_transcription)
+
+
+async def test_the_official_client_drives_a_manual_audio_turn(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path, tap: Tap) -> None:
+    async with gemini_server(tls, tmp_path, api_key="test-key") as url:
+        async with sdk(url, trust, "q1").aio.live.connect(model=MODEL, config=live_config(manual=True)) as session:
+            await session.send_realtime_input(activity_start=types.ActivityStart())
+            for chunk in chunks16(speech16):
+                await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
+            await session.send_realtime_input(activity_end=types.ActivityEnd())
+            messages = await receive_turn(session)
+
+    assert tap.failures == []
+    setup = gemini_wire.camel_keys(tap.received[0])["setup"]
+    assert setup["realtimeInputConfig"] == {"automaticActivityDetection": {"disabled": True}}
+    assert "realtime_input" in tap.received[1]  # the SDK mixes key styles; the server took them
+    assert transcript(messages) == ANSWER
+    pcm = b"".join(p.inline_data.data for m in messages if m.server_content and m.server_content.model_turn
+                   for p in m.server_content.model_turn.parts)
+    assert audio.duration_s(pcm) > 0.5
+    assert messages[-1].usage_metadata.total_token_count > 0
+    assert [m.server_content.generation_complete for m in messages[-2:]] == [True, None]
+
+
+async def test_the_official_client_answers_a_tool_call_and_hears_the_answer(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, tmp_path: Path, tap: Tap) -> None:
+    async with gemini_server(tls, tmp_path) as url:
+        async with sdk(url, trust, "weather").aio.live.connect(model=MODEL, config=live_config(manual=True)) as session:
+            calls: list[types.FunctionCall] = []
+
+            async def answer(tool_call: types.LiveServerToolCall) -> None:
+                calls.extend(tool_call.function_calls)
+                await session.send_tool_response(function_responses=[types.FunctionResponse(
+                    id=call.id, name=call.name, response={"sky_cover": "clear"}) for call in tool_call.function_calls])
+
+            await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(
+                text="What is the weather in Paris?")]), turn_complete=True)
+            messages = await receive_turn(session, answer)
+
+    assert tap.failures == []
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris", "time_zone": "Europe/Paris"})]
+    assert "toolResponse" in tap.received[-1] or "tool_response" in tap.received[-1]
+    assert transcript(messages) == AFTER_TOOL
+
+
+async def test_the_official_client_gets_a_turn_from_server_vad(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path, tap: Tap) -> None:
+    silence = bytes(16000 * 2)  # 1 s: more than the 500 ms of silence that ends a turn
+    async with gemini_server(tls, tmp_path) as url:
+        async with sdk(url, trust, "q1").aio.live.connect(model=MODEL, config=live_config(manual=False)) as session:
+            for chunk in chunks16(speech16 + silence):
+                await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
+            messages = await receive_turn(session)
+    assert tap.failures == []
+    assert transcript(messages) == ANSWER
+
+
+# -- faults --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+async def test_each_fault_kind_is_what_google_does(kind: str, tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                   speech16: bytes, tmp_path: Path) -> None:
+    faults = FaultConfig(kinds=(kind,), rate=1.0)
+    async with gemini_server(tls, tmp_path, faults=faults) as url, client(url, trust, "q1") as c:
+        await c.setup()
+        await c.manual_turn(speech16)
+        if kind == "stall":
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5 * TIMING_SCALE):
+                    await c.ws.recv()
+            code, reason = None, None
+            seen: list[Any] = []
+        elif kind == "malformed":
+            seen = await c.until_turn_complete()
+        else:
+            code, reason = await c.closed()
+            seen = c.messages[1:]
+    assert c.failures == []
+    expected = {"rate_limit": (1011, gemini_wire.QUOTA[:123]), "server_error": (1011, "Internal error occurred."),
+                "invalid_request": (1007, "Request contains an invalid argument.")}
+    if kind in expected:
+        assert (code, reason) == expected[kind] and seen == []
+    elif kind == "disconnect":  # one audio message, then the socket is gone without a close frame
+        assert (code, reason) == (None, None) and kinds(seen) == ["modelTurn"] and len(seen) == 1
+    elif kind == "malformed":  # one frame that is not JSON right after the first audio, then the turn goes on
+        assert kinds(seen)[:2] == ["modelTurn", "malformed"] and kinds(seen)[-1] == "turnComplete+usage"
+
+
+# -- timing --------------------------------------------------------------------------------------------------------
+
+
+async def test_first_audio_is_sent_the_configured_delay_after_activity_end(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path) -> None:
+    delay_ms = 300
+    errors_ms = []
+    async with gemini_server(tls, tmp_path, first_audio_delay_ms=delay_ms) as url, client(url, trust, "q1") as c:
+        await c.setup()
+        for _ in range(3):
+            await c.send({"realtimeInput": {"activityStart": {}}})
+            for chunk in chunks16(speech16):
+                await c.send(audio_in(chunk))
+            sent = time.perf_counter()
+            await c.ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+            first = len(c.arrivals)
+            await c.until_turn_complete()
+            errors_ms.append((c.arrivals[first] - sent) * 1000 - delay_ms)
+    assert c.failures == []
+    assert all(-1 < e < 30 * TIMING_SCALE for e in errors_ms), errors_ms
+
+
+# -- barge-in, session limits, keys and refusals -------------------------------------------------------------------
+
+
+async def test_activity_start_interrupts_the_model_and_cancels_pending_tool_calls(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path) -> None:
+    script = [{"sample_id": "weather", "responses": SCRIPT[0]["responses"]},
+              {"sample_id": "*", "responses": [{"text": ANSWER, "first_audio_delay_ms": 3000}]}]
+    async with gemini_server(tls, tmp_path, script=script) as url:
+        async with client(url, trust, "slow") as c:
+            await c.setup()
+            await c.manual_turn(speech16)
+            await asyncio.sleep(0.1)
+            await c.send({"realtimeInput": {"activityStart": {}}})  # the user speaks again before any audio
+            interrupted = await c.until_turn_complete()
+        async with client(url, trust, "weather") as w:
+            await w.setup()
+            await w.manual_turn(speech16)
+            call = await w.recv()
+            await w.send({"realtimeInput": {"activityStart": {}}})
+            cancelled = await w.recv()
+    assert c.failures == [] and w.failures == []
+    assert kinds(interrupted) == ["interrupted", "turnComplete"]  # no generationComplete after a barge-in
+    assert isinstance(call, dict) and cancelled == {"toolCallCancellation": {
+        "ids": [call["toolCall"]["functionCalls"][0]["id"]]}}
+
+
+async def test_the_session_limit_sends_go_away_then_closes_1008(tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                                tmp_path: Path) -> None:
+    async with gemini_server(tls, tmp_path, max_session_s=0.6) as url, client(url, trust) as c:
+        await c.setup()
+        code, _ = await c.closed()
+    assert c.failures == []
+    assert c.messages[1:] == [{"goAway": {"timeLeft": "0.3s"}}] and code == 1008
+
+
+@pytest.mark.parametrize(("headers", "query", "expected"), [
+    ({}, "", (1008, gemini_wire.NO_KEY[:123])),
+    ({"x-goog-api-key": "wrong"}, "", (1007, gemini_wire.BAD_KEY)),
+    ({"x-goog-api-key": "k"}, "", None),
+    ({}, "?key=k", None),
+])
+async def test_a_missing_or_wrong_key_closes_the_session(headers: dict[str, str], query: str,
+                                                          expected: tuple[int, str] | None, tls: tuple[Path, Path],
+                                                          trust: ssl.SSLContext, tmp_path: Path) -> None:
+    async with gemini_server(tls, tmp_path, api_key="k") as url, client(url + query, trust, headers=headers) as c:
+        if expected is None:
+            await c.setup()
+        else:
+            with contextlib.suppress(ConnectionClosed):  # the server may have closed already: it needs no setup
+                await c.ws.send(json.dumps(MANUAL_SETUP))
+            assert await c.closed() == expected
+    assert c.failures == []
+
+
+REFUSALS = [
+    ({**MANUAL_SETUP["setup"], "generationConfig": {"responseModalities": ["AUDIO"], "inputAudioTranscription": {}}},
+     "Invalid JSON payload received. Unknown name \"inputAudioTranscription\" at 'setup.generation_config': Cannot "
+     "find field."),
+    ({**MANUAL_SETUP["setup"], "generationConfig": {"speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
+        "voiceName": "Nobody"}}}}}, "No matching speaker voice found"),
+]
+
+
+@pytest.mark.parametrize(("setup", "reason"), REFUSALS)
+async def test_a_bad_setup_closes_1007_with_googles_reason(setup: dict[str, Any], reason: str, tls: tuple[Path, Path],
+                                                           trust: ssl.SSLContext, tmp_path: Path) -> None:
+    async with gemini_server(tls, tmp_path) as url, client(url, trust) as c:
+        await c.ws.send(json.dumps({"setup": setup}))
+        assert await c.closed() == (1007, reason)
+
+
+async def test_activity_control_with_server_vad_on_closes_1007(tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                               tmp_path: Path) -> None:
+    vad_setup = {"setup": {k: v for k, v in MANUAL_SETUP["setup"].items() if k != "realtimeInputConfig"}}
+    async with gemini_server(tls, tmp_path) as url, client(url, trust) as c:
+        await c.setup(vad_setup)
+        await c.send({"realtimeInput": {"activityStart": {}}})
+        code, _ = await c.closed()
+    assert code == 1007 and c.failures == []
