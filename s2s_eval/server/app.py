@@ -5,6 +5,7 @@ moves frames and enforces limits: message size (close 1009), concurrent sessions
 (`session_expired`, close 1001) and, when an API key is configured, authentication (HTTP 401). A non-loopback bind
 needs a key. Beta-shaped clients (`OpenAI-Beta: realtime=v1`, the `openai-beta.realtime-v1` subprotocol, or
 `--protocol beta`) are translated at the edge by `beta.py`, or refused as OpenAI does today (`--beta reject`).
+`--protocol gemini` serves Gemini Live instead (`gemini_app.py`); `--tls-cert`/`--tls-key` serve wss://.
 """
 
 from __future__ import annotations
