@@ -17,6 +17,8 @@ import datetime
 import ipaddress
 import json
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,7 +43,7 @@ from s2s_eval.server.faults import FAULT_KINDS, FaultConfig
 from s2s_eval.server.gemini_app import SAMPLE_HEADER, GeminiConnection
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from tests.conftest import TIMING_SCALE
-from tests.servers import write_script
+from tests.servers import serve_process, write_script
 
 MODEL = "models/gemini-live-2.5-flash"
 ANSWER = "Two plus two is four."
@@ -534,3 +536,51 @@ async def test_activity_control_with_server_vad_on_closes_1007(tls: tuple[Path, 
         await c.send({"realtimeInput": {"activityStart": {}}})
         code, _ = await c.closed()
     assert code == 1007 and c.failures == []
+
+
+# -- engines, modalities, the command ------------------------------------------------------------------------------
+
+
+async def test_the_echo_engine_speaks_back_the_users_audio_at_24_khz(tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                                     speech16: bytes, tmp_path: Path) -> None:
+    config = ServerConfig(port=0, engine="echo", protocol="gemini", tls_cert=tls[0], tls_key=tls[1])
+    async with running(config) as (_, url), client(url, trust) as c:
+        await c.setup()
+        await c.manual_turn(speech16)
+        turn = await c.until_turn_complete()
+    assert c.failures == []
+    echoed = audio.from_pcm16(spoken(turn))
+    original = audio.resample(audio.from_pcm16(speech16), 16000, audio.SAMPLE_RATE)
+    assert len(echoed) == pytest.approx(len(original), abs=audio.SAMPLE_RATE // 100)  # within 10 ms
+    n = min(len(echoed), len(original))
+    assert np.corrcoef(echoed[:n], original[:n])[0, 1] > 0.95  # the same speech, resampled, not noise
+
+
+async def test_a_text_setup_answers_a_client_content_turn_in_text_parts(tls: tuple[Path, Path],
+                                                                        trust: ssl.SSLContext, tmp_path: Path) -> None:
+    setup = {"setup": {"model": MODEL, "generationConfig": {"responseModalities": ["TEXT"]}}}
+    async with gemini_server(tls, tmp_path) as url, client(url, trust, "q1") as c:
+        await c.setup(setup)
+        await c.send({"clientContent": {"turns": [{"role": "user", "parts": [{"text": "2+2?"}]}],
+                                        "turnComplete": True}})
+        turn = await c.until_turn_complete()
+    assert c.failures == []
+    assert kinds(turn) == ["modelTurn", "generationComplete", "turnComplete+usage"]
+    assert turn[0]["serverContent"]["modelTurn"]["parts"] == [{"text": ANSWER}]
+
+
+async def test_serve_speaks_gemini_over_tls_from_the_command_line(tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                                  tmp_path: Path) -> None:
+    with serve_process("--protocol", "gemini", "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]),
+                       log=tmp_path / "serve.log") as url:
+        assert url.startswith("wss://127.0.0.1:") and url.endswith(".BidiGenerateContent")
+        async with client(url, trust) as c:
+            await c.setup()
+    assert c.failures == []
+
+
+def test_the_server_never_imports_the_sdk_types() -> None:
+    """Their first parse costs tens of milliseconds: nothing on the server's timing path may use them."""
+    code = "import sys, s2s_eval.server.app; print(any(m.startswith('google.genai') for m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

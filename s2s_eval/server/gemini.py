@@ -189,6 +189,12 @@ class GeminiSession:
             resampler = self._resamplers[rate] = soxr.ResampleStream(rate, audio.SAMPLE_RATE, 1, dtype="int16")
         return resampler.resample_chunk(np.frombuffer(pcm, dtype="<i2")).astype("<i2").tobytes()
 
+    def _flush(self) -> bytes:
+        """What the resamplers still hold (their filter delay, ~10 ms): the end of the user's audio."""
+        tails = [r.resample_chunk(np.zeros(0, dtype="<i2"), last=True) for r in self._resamplers.values()]
+        self._resamplers.clear()  # a finished stream takes no more input: the next chunk starts a new one
+        return b"".join(t.astype("<i2").tobytes() for t in tails)
+
     def _audio(self, pcm: bytes, outcome: Outcome) -> None:
         assert self.facts is not None
         if not self.facts.vad:
@@ -228,6 +234,7 @@ class GeminiSession:
         if not self.in_activity:
             return  # [I] an activityEnd without an activityStart ends nothing
         self.in_activity = False
+        self.buffer.extend(self._flush())
         self._commit(bytes(self.buffer))
         self.buffer.clear()
         self._start(outcome)
@@ -291,8 +298,9 @@ class GeminiSession:
     # -- model turns ----------------------------------------------------------------------------------------------
 
     def _start(self, outcome: Outcome) -> None:
-        if self.active is not None:
-            return
+        if self.active is not None and self.active.cancel_reason is None:
+            return  # [I] the model is still answering (activityHandling NO_INTERRUPTION): no second answer
+        # An interrupted turn may still be ending (its `interrupted` not yet sent): the new one does not wait for it.
         response = {"id": f"turn_{next(self._turns)}", "max_output_tokens": "inf",
                     "output_modalities": ["text"] if self.facts and self.facts.text_only else ["audio"]}
         self.active = ResponseState(response, {"metadata": {"sample_id": self.sample_id}}, list(self.items), True,
