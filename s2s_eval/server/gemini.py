@@ -60,9 +60,26 @@ class SetupFacts:
     vad_settings: VadSettings = field(default_factory=VadSettings)
 
 
+def _dig(value: Any, *keys: str) -> Any:
+    """`value[k1][k2]...`, or None where a level is missing or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def _text_of(content: Any) -> str:
-    parts = content.get("parts") if isinstance(content, dict) else None
-    return " ".join(p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str))
+    parts = _dig(content, "parts")
+    if not isinstance(parts, list):
+        return ""
+    return " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
+def _milliseconds(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60_000:
+        raise invalid()
+    return int(value)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -90,8 +107,7 @@ def read_setup(setup: Any, api_version: str) -> SetupFacts:
     modalities = generation.get("responseModalities") or ["AUDIO"]
     if modalities not in (["AUDIO"], ["TEXT"]):
         raise invalid()
-    voice = (((generation.get("speechConfig") or {}).get("voiceConfig") or {}).get("prebuiltVoiceConfig")
-             or {}).get("voiceName")
+    voice = _dig(generation, "speechConfig", "voiceConfig", "prebuiltVoiceConfig", "voiceName")
     if voice is not None and voice not in wire.VOICES:
         raise invalid(wire.NO_VOICE)
     facts = SetupFacts(model=model, text_only=modalities == ["TEXT"],
@@ -103,9 +119,9 @@ def read_setup(setup: Any, api_version: str) -> SetupFacts:
     facts.vad = not detection.get("disabled", False)
     facts.interrupts = config.get("activityHandling", "START_OF_ACTIVITY_INTERRUPTS") != "NO_INTERRUPTION"
     facts.vad_settings = VadSettings(
-        threshold=START_THRESHOLDS.get(detection.get("startOfSpeechSensitivity"), 0.5),
-        prefix_padding_ms=int(detection.get("prefixPaddingMs") or DEFAULT_PREFIX_MS),
-        silence_duration_ms=int(detection.get("silenceDurationMs") or DEFAULT_SILENCE_MS))
+        threshold=START_THRESHOLDS.get(str(detection.get("startOfSpeechSensitivity")), 0.5),
+        prefix_padding_ms=_milliseconds(detection.get("prefixPaddingMs"), DEFAULT_PREFIX_MS),
+        silence_duration_ms=_milliseconds(detection.get("silenceDurationMs"), DEFAULT_SILENCE_MS))
     return facts
 
 
@@ -160,7 +176,8 @@ class GeminiSession:
         if "activityStart" in body:
             self._activity_start(outcome)
         chunks = [body["audio"]] if "audio" in body else []
-        chunks += [c for c in body.get("mediaChunks") or [] if isinstance(c, dict)]
+        media = body.get("mediaChunks") or []
+        chunks += media if isinstance(media, list) else [media]
         for chunk in chunks:
             self._audio(self._pcm(chunk), outcome)
         if isinstance(body.get("text"), str) and body["text"]:
@@ -173,9 +190,11 @@ class GeminiSession:
             self.vad.reset()
         return outcome
 
-    def _pcm(self, blob: dict[str, Any]) -> bytes:
+    def _pcm(self, blob: Any) -> bytes:
+        if not isinstance(blob, dict) or not isinstance(blob.get("data"), str):
+            raise invalid()
         rate = wire.input_rate(blob.get("mimeType"))
-        data = blob.get("data") or ""
+        data = blob["data"]
         try:
             # Google's SDK sends the URL-safe alphabet (pydantic's bytes-as-base64), other clients the standard one.
             pcm = base64.b64decode(data.translate(URLSAFE), validate=True)
@@ -285,7 +304,8 @@ class GeminiSession:
         if not isinstance(responses, list) or not responses:
             raise invalid()
         for response in responses:
-            if not isinstance(response, dict) or response.get("id") not in self.pending_calls:
+            if not isinstance(response, dict) or not isinstance(response.get("id"), str) or \
+                    response["id"] not in self.pending_calls:
                 raise invalid()  # [I] an answer to no pending call
             self.pending_calls.pop(response["id"])
             self.items.append({"id": new_id("item"), "type": "function_call_output", "call_id": response["id"],
