@@ -504,6 +504,26 @@ async def test_activity_start_interrupts_the_model_and_cancels_pending_tool_call
         "ids": [call["toolCall"]["functionCalls"][0]["id"]]}}
 
 
+async def test_speech_heard_by_vad_interrupts_the_model_and_audio_stream_end_ends_a_turn(
+        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path) -> None:
+    script = [{"sample_id": "*", "responses": [{"text": ANSWER, "first_audio_delay_ms": 3000}, {"text": AFTER_TOOL}]}]
+    vad_setup = {"setup": {**{k: v for k, v in MANUAL_SETUP["setup"].items() if k != "realtimeInputConfig"},
+                           "realtimeInputConfig": {"automaticActivityDetection": {"silenceDurationMs": 300}}}}
+    silence = bytes(16000 * 2 // 2)  # 500 ms: more than the 300 ms that end a turn
+    async with gemini_server(tls, tmp_path, script=script) as url, client(url, trust) as c:
+        await c.setup(vad_setup)
+        for chunk in chunks16(speech16 + silence):  # a turn; its answer waits 3 s for its first audio
+            await c.send(audio_in(chunk))
+        for chunk in chunks16(speech16):  # the user speaks again: VAD hears it and the model stops
+            await c.send(audio_in(chunk))
+        interrupted = await c.until_turn_complete()
+        await c.send({"realtimeInput": {"audioStreamEnd": True}})  # no trailing silence: the stream's end ends it
+        answered = await c.until_turn_complete()
+    assert c.failures == []
+    assert kinds(interrupted) == ["interrupted", "turnComplete"]
+    assert "".join(t["text"] for t in server_content(answered, "outputTranscription")) == AFTER_TOOL
+
+
 async def test_the_session_limit_sends_go_away_then_closes_1008(tls: tuple[Path, Path], trust: ssl.SSLContext,
                                                                 tmp_path: Path) -> None:
     async with gemini_server(tls, tmp_path, max_session_s=0.6) as url, client(url, trust) as c:
