@@ -1,7 +1,7 @@
 """The reference server speaking Gemini Live (`serve --protocol gemini`), checked against Google's own SDK.
 
 Every message the server sends is validated against `google.genai.types.LiveServerMessage`, and every message a
-client sends (ours, and the official client's, recorded on the server) against `types.LiveClientMessage` —
+client sends (ours here, the official client's in `test_server_gemini_sdk.py`) against `types.LiveClientMessage` —
 extended by one field, `setup.realtimeInputConfig`: the SDK's own converter sends it and the proto has it, but
 `types.LiveClientSetup` (3.6.1) lacks it, so plain validation would refuse a correct manual-activity setup. Each
 test ends by asserting there were no validation failures. The official client dials only wss://, so the server
@@ -30,7 +30,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from google import genai
 from google.genai import types
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
@@ -75,10 +74,8 @@ def validate(kind: type[Any], frame: str | bytes, failures: list[str]) -> None:
 # -- fixtures ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def make_tls(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost, made now: (certificate, key) PEM files."""
-    folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s2s-eval test server")])
     now = datetime.datetime.now(datetime.UTC)
@@ -95,6 +92,17 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "cert.pem", folder / "key.pem"
 
 
+def question_16k() -> bytes:
+    """A spoken question at 16 kHz (Gemini's input rate), resampled with soxr."""
+    pcm = Synthesizer(TTSSettings()).speech("What is two plus two?")
+    return audio.to_pcm16(audio.resample(audio.from_pcm16(pcm), audio.SAMPLE_RATE, 16000))
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
 @pytest.fixture(scope="module")
 def trust(tls: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls[0]))
@@ -102,9 +110,7 @@ def trust(tls: tuple[Path, Path]) -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def speech16() -> bytes:
-    """A spoken question at 16 kHz (Gemini's input rate), resampled with soxr."""
-    pcm = Synthesizer(TTSSettings()).speech("What is two plus two?")
-    return audio.to_pcm16(audio.resample(audio.from_pcm16(pcm), audio.SAMPLE_RATE, 16000))
+    return question_16k()
 
 
 def chunks16(pcm: bytes, ms: int = 100) -> list[bytes]:
@@ -124,10 +130,12 @@ class Tap:
         self.sent: list[dict[str, Any]] = []
         self.failures: list[str] = []
 
+    @classmethod
+    def install(cls, monkeypatch: pytest.MonkeyPatch) -> Tap:
+        return _install_tap(cls(), monkeypatch)
 
-@pytest.fixture
-def tap(monkeypatch: pytest.MonkeyPatch) -> Tap:
-    tap = Tap()
+
+def _install_tap(tap: Tap, monkeypatch: pytest.MonkeyPatch) -> Tap:
     send, on_frame = GeminiConnection.send, GeminiConnection.on_frame
 
     async def recording_send(self: GeminiConnection, message: dict[str, Any] | bytes) -> None:
@@ -305,102 +313,6 @@ def test_key_spelling_is_normalised_except_inside_values_the_caller_owns() -> No
         {"id": "c1", "name": "get_weather", "response": {"sky_cover": "clear"}}]}}
     with pytest.raises(gemini_wire.GeminiClose, match="Duplicate field"):
         gemini_wire.camel_keys({"realtimeInput": {}, "realtime_input": {}})
-
-
-# -- the official client -------------------------------------------------------------------------------------------
-
-
-def sdk(url: str, trust: ssl.SSLContext, sample_id: str | None = None, key: str = "test-key") -> genai.Client:
-    """Google's client pointed at the loopback server: its base URL, our certificate, the sample id header."""
-    base = url.split("/ws/")[0].replace("wss://", "https://")
-    return genai.Client(api_key=key, http_options=types.HttpOptions(
-        base_url=base, async_client_args={"ssl": trust}, headers={SAMPLE_HEADER: sample_id} if sample_id else None))
-
-
-def live_config(manual: bool) -> types.LiveConnectConfig:
-    return types.LiveConnectConfig(
-        response_modalities=[types.Modality.AUDIO],
-        speech_config=types.SpeechConfig(voice_config=types.VoiceConfig(
-            prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name="Kore"))),
-        system_instruction="Answer briefly.",
-        tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
-            name="get_weather", description="The weather in a city.", parameters=types.Schema(
-                type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}))])],
-        input_audio_transcription=types.AudioTranscriptionConfig(),
-        output_audio_transcription=types.AudioTranscriptionConfig(),
-        realtime_input_config=types.RealtimeInputConfig(
-            automatic_activity_detection=types.AutomaticActivityDetection(disabled=manual)))
-
-
-async def receive_turn(session: Any, on_tool_call: Any = None) -> list[types.LiveServerMessage]:
-    """The SDK's `receive()` until `turnComplete` (tool calls answered on the way)."""
-    messages = []
-    async with asyncio.timeout(TIMEOUT_S):
-        async for message in session.receive():
-            messages.append(message)
-            if message.tool_call and on_tool_call:
-                await on_tool_call(message.tool_call)
-    return messages
-
-
-def transcript(messages: list[types.LiveServerMessage]) -> str:
-    return "".join(m.server_content.output_transcription.text for m in messages
-                   if m.server_content and m.server_content.output_transcription)
-
-
-async def test_the_official_client_drives_a_manual_audio_turn(
-        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path, tap: Tap) -> None:
-    async with gemini_server(tls, tmp_path, api_key="test-key") as url:
-        async with sdk(url, trust, "q1").aio.live.connect(model=MODEL, config=live_config(manual=True)) as session:
-            await session.send_realtime_input(activity_start=types.ActivityStart())
-            for chunk in chunks16(speech16):
-                await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
-            await session.send_realtime_input(activity_end=types.ActivityEnd())
-            messages = await receive_turn(session)
-
-    assert tap.failures == []
-    setup = gemini_wire.camel_keys(tap.received[0])["setup"]
-    assert setup["realtimeInputConfig"] == {"automaticActivityDetection": {"disabled": True}}
-    assert "realtime_input" in tap.received[1]  # the SDK mixes key styles; the server took them
-    assert transcript(messages) == ANSWER
-    pcm = b"".join(p.inline_data.data for m in messages if m.server_content and m.server_content.model_turn
-                   for p in m.server_content.model_turn.parts)
-    assert audio.duration_s(pcm) > 0.5
-    assert messages[-1].usage_metadata.total_token_count > 0
-    assert [m.server_content.generation_complete for m in messages[-2:]] == [True, None]
-
-
-async def test_the_official_client_answers_a_tool_call_and_hears_the_answer(
-        tls: tuple[Path, Path], trust: ssl.SSLContext, tmp_path: Path, tap: Tap) -> None:
-    async with gemini_server(tls, tmp_path) as url:
-        async with sdk(url, trust, "weather").aio.live.connect(model=MODEL, config=live_config(manual=True)) as session:
-            calls: list[types.FunctionCall] = []
-
-            async def answer(tool_call: types.LiveServerToolCall) -> None:
-                calls.extend(tool_call.function_calls)
-                await session.send_tool_response(function_responses=[types.FunctionResponse(
-                    id=call.id, name=call.name, response={"sky_cover": "clear"}) for call in tool_call.function_calls])
-
-            await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(
-                text="What is the weather in Paris?")]), turn_complete=True)
-            messages = await receive_turn(session, answer)
-
-    assert tap.failures == []
-    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris", "time_zone": "Europe/Paris"})]
-    assert "toolResponse" in tap.received[-1] or "tool_response" in tap.received[-1]
-    assert transcript(messages) == AFTER_TOOL
-
-
-async def test_the_official_client_gets_a_turn_from_server_vad(
-        tls: tuple[Path, Path], trust: ssl.SSLContext, speech16: bytes, tmp_path: Path, tap: Tap) -> None:
-    silence = bytes(16000 * 2)  # 1 s: more than the 500 ms of silence that ends a turn
-    async with gemini_server(tls, tmp_path) as url:
-        async with sdk(url, trust, "q1").aio.live.connect(model=MODEL, config=live_config(manual=False)) as session:
-            for chunk in chunks16(speech16 + silence):
-                await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
-            messages = await receive_turn(session)
-    assert tap.failures == []
-    assert transcript(messages) == ANSWER
 
 
 # -- faults --------------------------------------------------------------------------------------------------------

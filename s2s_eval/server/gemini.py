@@ -153,7 +153,7 @@ class GeminiSession:
         message = wire.camel_keys(message)
         for name in message:
             if name not in wire.CLIENT_FIELDS:
-                raise wire.unknown_field(name, "message" if not name else "")
+                raise wire.unknown_field(name, None)
         if len(message) != 1:
             raise invalid()
         (name, body), = message.items()

@@ -87,9 +87,10 @@ def camel_keys(value: Any, where: str = "") -> Any:
     return out
 
 
-def unknown_field(name: str, where: str) -> GeminiClose:
+def unknown_field(name: str, where: str | None) -> GeminiClose:
     """Google's answer to a field it does not know (confirmed for transcription configs nested one level too deep)."""
-    return invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field.")
+    at = f" at '{where}'" if where else ""
+    return invalid(f"Invalid JSON payload received. Unknown name \"{name}\"{at}: Cannot find field.")
 
 
 def input_rate(mime_type: Any) -> int:
