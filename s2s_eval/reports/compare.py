@@ -254,7 +254,8 @@ def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> 
     metric.regression = len(measured) >= t.min_pairs and ci.low > 0 and ci.estimate > t.max_ttfa_increase_ms
     if len(measured) < t.min_pairs:
         metric.underpowered = True
-        metric.note = f"underpowered: only {len(measured)} pairs (fewer than --min-pairs {t.min_pairs})"
+        metric.note = (f"underpowered: only {len(measured)} pairs (fewer than --min-pairs {t.min_pairs}); at least "
+                       f"{t.min_pairs} are needed")
     elif not metric.regression and ci.high > t.max_ttfa_increase_ms:
         metric.underpowered = True
         metric.note = (f"underpowered: the 95% interval reaches {ci.high:+,.0f} ms, past the "
