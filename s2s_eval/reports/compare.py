@@ -1,13 +1,14 @@
 """Compare two runs of one eval sample by sample, and decide whether the new one regressed.
 
-Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded in both runs, with a paired
-bootstrap interval of the difference; TTFA uses a paired bootstrap of the difference in medians. A regression is a
-change that is statistically significant *and* larger than its threshold. A comparison that could not have seen a
-regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than passed as
-"no change". Errors are a metric of their own, since accuracy pairs only graded samples: a new run whose samples
-mostly failed (an outage, a revoked key, a changed API) would otherwise look merely underpowered. The error rate
-fails the gate when it passes an absolute ceiling, at any number of pairs, or when it rises significantly (McNemar
-on the paired error indicator) by more than its threshold.
+Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded in both runs, with Bonett and
+Price's interval of the paired difference; TTFA uses a paired bootstrap of the difference in medians. A regression
+is a change that is statistically significant *and* larger than its threshold. A comparison that could not have
+seen a regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than
+passed as "no change", with the number of pairs that would have been enough. Errors are a metric of their own,
+since accuracy pairs only graded samples: a new run whose samples mostly failed (an outage, a revoked key, a changed
+API) would otherwise look merely underpowered. The error rate fails the gate when it passes an absolute ceiling, at
+any number of pairs, or when it rises significantly (McNemar on the paired error indicator) by more than its
+threshold. With `--attempts K` in both runs, pass@1 over tries is compared too (reported, not gated).
 
 Differences that make the runs not comparable like for like — other samples, dataset revision, TTS settings, judge,
 turn mode — are listed as warnings beside the verdict.
@@ -225,7 +226,9 @@ def _errors(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -
     metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
     metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
     metric.details = {"failed_in_both": both, "failed_only_in_base": base_only, "failed_only_in_new": new_only,
-                      "max_error_rate_pct": t.max_error_rate_pct, "interval": ci.method}
+                      "max_error_rate_pct": t.max_error_rate_pct, "interval": ci.method,
+                      "detectable_rise_pp": round(100 * (stats.detectable_paired_difference(
+                          n, (base_only + new_only) / n) or 1.0), 2)}
     over_ceiling = metric.new * 100 > t.max_error_rate_pct
     rose = (n >= t.min_pairs and ci.estimate > 0 and p < t.alpha and ci.estimate * 100 > t.max_error_increase_pp)
     metric.regression = over_ceiling or rose
@@ -327,7 +330,7 @@ def format_text(c: Comparison) -> str:
             line = (f"error rate: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
                     f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, "
                     f"{d['failed_only_in_new']} failed only in new, {d['failed_only_in_base']} only in base; "
-                    f"n={m.pairs:,})")
+                    f"n={m.pairs:,}; detectable with 80% power: {d['detectable_rise_pp']:.1f} pp)")
             limit = f"{m.threshold:g} pp or {d['max_error_rate_pct']:g}%"
         elif m.name == "pass_at_1":
             b, nw = m.details["base"], m.details["new"]
