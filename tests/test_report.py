@@ -267,7 +267,10 @@ def test_complexfuncbench_columns_show_the_summary_metrics(tmp_path: Path) -> No
     row = tables(html)["overview"][0]
     success = sum(m["success"] for m in with_metrics) / len(with_metrics)
     calls = sum(m["call_accuracy"] for m in with_metrics) / len(with_metrics)
-    assert row[6] == f"{100 * success:.1f}% n={len(with_metrics)}"
+    # Success is a pass rate (each sample 0 or 1): Wilson's interval, as accuracy's.
+    ci = scipy_stats.binomtest(round(success * len(with_metrics)), len(with_metrics)).proportion_ci(method="wilson")
+    assert row[6] == (f"{100 * success:.1f}% n={len(with_metrics)} 95% CI {100 * ci.low:.1f}%–{100 * ci.high:.1f}% "
+                      f"Wilson score")
     assert row[7] == f"{100 * calls:.1f}% n={len(with_metrics)}"
     assert f"answer_completeness 2.000 n={len(with_metrics)}" in row[-1]
     assert ">Success<" in html and ">Call acc.<" in html
