@@ -123,6 +123,7 @@ def test_repeated_tries_order_and_the_two_level_bootstrap() -> None:
     ci = stats.pass_at_1_ci(passed, tried)
     assert ci and ci.low < ci.estimate < ci.high
     assert ci == stats.pass_at_1_ci(passed, tried)  # seeded
+    assert ci == stats.pass_at_1_ci(passed[::-1], tried[::-1])  # and free of the journal's order
     # Items whose tries all agree leave only the item level: 100 items, half always right, half never, is a share
     # of 0.5 over 100 items, whose bootstrap sd is 0.05.
     steady = stats.pass_at_1_ci([5, 0] * 50, [5] * 100)

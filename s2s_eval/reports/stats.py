@@ -228,10 +228,10 @@ def pass_at_1_ci(passed: Sequence[int], tried: Sequence[int], *, level: float = 
     Tries of one item are not independent of each other (an item is hard or easy), so items are resampled first and
     then, within each drawn item, its tries: a Binomial(k_i, c_i / k_i) draw. None when no item has a graded try.
     """
-    c = np.asarray(passed, dtype=np.float64)
-    k = np.asarray(tried, dtype=np.int64)
-    keep = k > 0
-    c, k = c[keep], k[keep]
+    # Sorted, so the interval does not depend on the journal's order (a merged run equals its unsharded twin).
+    counts = sorted((int(ci), int(ki)) for ci, ki in zip(passed, tried, strict=True) if ki > 0)
+    c = np.array([ci for ci, _ in counts], dtype=np.float64)
+    k = np.array([ki for _, ki in counts], dtype=np.int64)
     m = k.size
     if m == 0:
         return None
@@ -251,7 +251,7 @@ def paired_pass_at_1_difference(base: Sequence[tuple[int, int]], new: Sequence[t
                                 level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED) -> Interval | None:
     """pass@1(new) - pass@1(base) over the same items, each given as (right tries, graded tries), with a two-level
     bootstrap: items are drawn once for both runs (they are paired), then each run's tries within each item."""
-    pairs = [(b, n) for b, n in zip(base, new, strict=True) if b[1] > 0 and n[1] > 0]
+    pairs = sorted((b, n) for b, n in zip(base, new, strict=True) if b[1] > 0 and n[1] > 0)  # order-free
     m = len(pairs)
     if m == 0:
         return None
