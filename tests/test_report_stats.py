@@ -155,3 +155,21 @@ def test_ecdf_thins_but_keeps_both_ends() -> None:
     assert len(xs) <= 100 and xs[0] == 1 and xs[-1] == 10_000 and ys[-1] == 1.0
     assert np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0)
     assert stats.ecdf([None, float("nan")])[0].size == 0
+
+
+def test_wilson_covers_within_the_band_where_any_interval_can() -> None:
+    """Exact coverage (a sum over every count, no simulation) of the 95% accuracy interval on the grid
+    `benchmarks/interval_coverage.py` simulates. At n=20, p=0.95 the counts 18..20 carry 92.5% and 17..20 98.4%:
+    no deterministic interval lands in [93%, 97.5%] there, and Wilson takes the lower step."""
+    def coverage(n: int, p: float) -> float:
+        pmf = scipy_stats.binom.pmf(np.arange(n + 1), n, p)
+        likely = [k for k in range(n + 1) if pmf[k] > 1e-9]  # the rest cannot move the sum
+        return float(sum(pmf[k] for k in likely if (ci := stats.proportion_ci(k, n)) and ci.low <= p <= ci.high))
+
+    for n in (20, 100, 1000):
+        for p in (0.02, 0.5, 0.95):
+            if (n, p) != (20, 0.95):
+                assert 0.93 <= coverage(n, p) <= 0.975, (n, p, coverage(n, p))
+    steps = scipy_stats.binom.sf([17, 16], 20, 0.95)  # P(X >= 18), P(X >= 17)
+    assert steps[0] < 0.93 and steps[1] > 0.975
+    assert coverage(20, 0.95) == pytest.approx(steps[0])
