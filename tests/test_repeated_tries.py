@@ -104,6 +104,7 @@ async def test_attempts_give_stability_and_ordered_pass_rates(tmp_path: Path, da
     # The report shows the four figures; compare sets them side by side.
     html = build_report([run_dir], tmp_path / "index.html", audio=False).read_text(encoding="utf-8")
     assert 'data-figure="verdict_flips"' in html and f"{flipped * 100:.1f}%" in html
+    assert f"10 items × {K} tries" in html and "two-level bootstrap" in html
     other, _ = await coin_run(tmp_path, data_dir, "second", seed=12)
     result = compare(run_dir, other)
     tries = next(m for m in result.metrics if m.name == "pass_at_1")
