@@ -91,6 +91,11 @@ def test_difference_ci_of_independent_shares_is_newcombes() -> None:
     assert ci.high == pytest.approx(0.4 + math.hypot(b.high - 0.9, 0.5 - a.low))
 
 
+def test_normal_quantiles_are_scipys() -> None:
+    assert stats.Z_975 == pytest.approx(scipy_stats.norm.ppf(0.975), rel=1e-15)
+    assert stats.Z_80 == pytest.approx(scipy_stats.norm.ppf(0.80), rel=1e-15)
+
+
 def test_power_and_sample_size_match_connors_formula() -> None:
     # psi = 0.3, delta = 0.05: n = (1.959964·√0.3 + 0.841621·√(0.3 − 0.0025))² / 0.0025 = 939.51 → 940.
     assert stats.pairs_needed(0.3, 0.05) == 940

@@ -21,18 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 RESAMPLES = 2000
 SEED = 20250828
 LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.80
-# Standard normal quantiles: z(0.975) for a two-sided 5% test, z(0.80) for 80% power.
-Z_975 = float(scipy_stats.norm.ppf(1 - ALPHA / 2))
-Z_80 = float(scipy_stats.norm.ppf(POWER))
+# Standard normal quantiles: z(0.975) for a two-sided 5% test, z(0.80) for 80% power (tests check them).
+Z_975 = 1.959963984540054
+Z_80 = 0.8416212335729143
 # Bootstrap index matrices are drawn in chunks of at most this many cells, so memory stays bounded.
 _CHUNK_CELLS = 4_000_000
 
@@ -57,6 +57,17 @@ class Interval:
                 "method": self.method}
 
 
+def _scipy() -> ModuleType:
+    """scipy.stats, imported on first use: it takes seconds to import, and every run summarises itself."""
+    from scipy import stats as scipy_stats
+
+    return scipy_stats
+
+
+def _z(level: float) -> float:
+    return Z_975 if level == LEVEL else float(_scipy().norm.ppf(1 - (1 - level) / 2))
+
+
 def _tails(level: float) -> tuple[float, float]:
     alpha = 1.0 - level
     return alpha / 2, 1.0 - alpha / 2
@@ -66,7 +77,7 @@ def proportion_ci(successes: int, n: int, *, level: float = LEVEL) -> Interval |
     """Wilson score interval of a share (e.g. accuracy over graded samples); None when n is 0."""
     if n <= 0:
         return None
-    ci = scipy_stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    ci = _scipy().binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return Interval(successes / n, float(ci.low), float(ci.high), WILSON)
 
 
@@ -88,13 +99,13 @@ def mcnemar_exact(base_only: int, new_only: int) -> float:
     n = base_only + new_only
     if n == 0:
         return 1.0
-    return float(scipy_stats.binomtest(int(base_only), n, 0.5).pvalue)
+    return float(_scipy().binomtest(int(base_only), n, 0.5).pvalue)
 
 
 def fisher_exact(right_a: int, n_a: int, right_b: int, n_b: int) -> float:
     """Two-sided p-value of Fisher's exact test that two independent shares are equal (unpaired items)."""
     table = [[right_a, n_a - right_a], [right_b, n_b - right_b]]
-    return float(scipy_stats.fisher_exact(table).pvalue)
+    return float(_scipy().fisher_exact(table).pvalue)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -131,7 +142,7 @@ def paired_difference_ci(both: int, base_only: int, new_only: int, neither: int,
     n = both + base_only + new_only + neither
     if n <= 0:
         return None
-    z = float(scipy_stats.norm.ppf(1 - (1 - level) / 2))
+    z = _z(level)
     lost, gained = (base_only + 1) / (n + 2), (new_only + 1) / (n + 2)
     centre = gained - lost
     half = z * math.sqrt(max(0.0, lost + gained - centre * centre) / (n + 2))
@@ -193,7 +204,8 @@ def detectable_difference(n_a: int, p_a: float, n_b: int, p_b: float, *, power: 
     def var(p: float, n: int) -> float:
         p = min(max(p, 0.5 / n), 1 - 0.5 / n)
         return p * (1 - p) / n
-    return min(1.0, (Z_975 + float(scipy_stats.norm.ppf(power))) * math.sqrt(var(p_a, n_a) + var(p_b, n_b)))
+    z_power = Z_80 if power == POWER else float(_scipy().norm.ppf(power))
+    return min(1.0, (Z_975 + z_power) * math.sqrt(var(p_a, n_a) + var(p_b, n_b)))
 
 
 def paired_quantile_difference(base: Sequence[float], new: Sequence[float], *, q: float = 0.5,
