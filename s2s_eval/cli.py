@@ -266,14 +266,39 @@ def _run(args: argparse.Namespace) -> int:
                          max_attempts=args.max_attempts, trials=args.attempts, seed=args.seed, shard=args.shard)
     run_dir, summary = asyncio.run(execute(options))
     counts = summary["counts"]
-    accuracy = "not measured" if summary["accuracy"] is None else f"{summary['accuracy']:.1%}"
+    accuracy = accuracy_text(summary)
     ttfa = summary["latency"]["ttfa_ms"]["p50"]
     cost = summary["cost"]["usd"]
     print(f"{run_dir}: {counts['total']} samples, {counts['error']} errors, accuracy {accuracy}, "
           f"TTFA p50 {'not measured' if ttfa is None else f'{ttfa:.0f} ms'}, "
           f"cost {'not measured' if cost is None else f'${cost:.4f}'}")
+    if summary.get("trials"):
+        print(tries_text(summary["trials"]))
     # A run whose every sample failed is a failure (a nightly job must notice), however complete its journal.
     return 0 if summary.get("complete") and (counts["ok"] or not counts["total"]) else 1
+
+
+def accuracy_text(summary: dict[str, Any]) -> str:
+    """`62.5% (5/8, 95% CI 30.6%–86.3%, Wilson score)`, or "not measured" when nothing was graded."""
+    if summary["accuracy"] is None:
+        return "not measured"
+    ci = summary.get("accuracy_ci")
+    interval = f", 95% CI {ci['low']:.1%}–{ci['high']:.1%}, {ci['method']}" if ci else ""
+    return f"{summary['accuracy']:.1%} ({summary['correct']}/{summary['graded']}{interval})"
+
+
+def tries_text(trials: dict[str, Any]) -> str:
+    """One line of `--attempts K` figures: pass@1, pass@k, pass^k and verdict flips, with 95% intervals."""
+    def part(name: str, figure: dict[str, Any] | None) -> str:
+        if figure is None:
+            return f"{name} not measured"
+        return f"{name} {figure['estimate']:.1%} ({figure['low']:.1%}–{figure['high']:.1%})"
+
+    k = trials["k"]
+    return (f"{trials['items']} items × up to {k} tries: " + ", ".join([
+        part("pass@1", trials["pass_at_1"]), part(f"pass@{k}", trials["pass_at_k"]),
+        part(f"pass^{k}", trials["pass_hat_k"]), part("verdict flips", trials["verdict_flips"])])
+        + f" (95% CI; pass@1 by {trials['pass_at_1']['method']}, the rest Wilson score)")
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -7,10 +7,12 @@ codes and the one-line errors are what a CI job sees.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from s2s_eval.reports import stats
 from s2s_eval.reports.compare import Thresholds, compare
 from tests.synthetic_runs import make_run
 
@@ -50,6 +52,10 @@ def test_small_sample_drop_is_underpowered_not_a_failure(tmp_path: Path) -> None
     done = run_compare(base, new, "--fail-on-regression", "--min-pairs", "5")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "underpowered: 10 pairs give" in done.stdout and "verdict: underpowered" in done.stdout
+    # The verdict says how many pairs would have been enough, and what this n could have detected.
+    needed = stats.pairs_needed(3 / 10, 0.05)
+    assert f"about {needed:,} are needed" in done.stdout and needed > 10
+    assert re.search(r"detectable with 80% power: \d+\.\d pp", done.stdout)
 
 
 def test_significant_drop_below_min_pairs_does_not_fail_the_gate(tmp_path: Path) -> None:
@@ -58,6 +64,10 @@ def test_significant_drop_below_min_pairs_does_not_fail_the_gate(tmp_path: Path)
     new = make_run(tmp_path / "new", "gpt-realtime", 20, 0, correct_of=lambda i: False)
     done = run_compare(base, new, "--fail-on-regression")
     assert done.returncode == 0 and "only 20 pairs (fewer than --min-pairs 30)" in done.stdout
+    # Significant on 20 pairs, yet the gate says how many it wants before it passes or fails anything.
+    # (Every pair is discordant here, so seeing a 5 pp drop among such noise takes thousands.)
+    needed = stats.pairs_needed(1.0, 0.05)
+    assert f"about {needed:,} are needed for 80% power against a 5 pp drop" in done.stdout and needed > 1000
     assert run_compare(base, new, "--fail-on-regression", "--min-pairs", "20").returncode == 1
 
 

@@ -553,7 +553,8 @@ async def test_a_run_that_skips_a_call_stops_early(samples: dict[str, Sample], r
         assert grade["details"]["outcome"]["message"].startswith("answered with 1 required golden call(s) not made")
         assert grade["details"]["answer_scores"]["completeness_reason"] == NOT_CONFIGURED
     assert summary["accuracy"] == 0.0 and summary["grade_reasons"] == {"stop_early": 7}
-    assert summary["metrics"]["success"] == {"mean": 0.0, "n": 7}
+    assert summary["metrics"]["success"] == {"mean": 0.0, "n": 7, "ci": {  # a pass rate: Wilson, as accuracy
+        "estimate": 0.0, "low": 0.0, "high": pytest.approx(0.35433, abs=1e-6), "method": "Wilson score"}}
     assert "answer_completeness" not in summary["metrics"]  # not measured without a judge: no figure
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
-from s2s_eval.reports import stats
 from s2s_eval.reports.aggregate import model_labels
 from s2s_eval.reports.html import build_report
 from tests.browser import require_chromium
@@ -194,15 +194,14 @@ def test_overview_numbers_match_the_records(report: tuple[Path, dict[str, list[d
     assert overview[1][6:13] == ["not measured"] * 7
 
 
-def test_accuracy_interval_is_the_bootstrap_of_the_graded_samples(
+def test_accuracy_interval_is_wilsons_of_the_graded_samples_and_says_so(
         report: tuple[Path, dict[str, list[dict[str, Any]]]]) -> None:
     out, runs = report
     overview = tables(out.read_text(encoding="utf-8"))["overview"]
     for row, records in zip(overview, runs.values(), strict=True):
         graded = [r for r in records if r["correct"] is not None]
-        ci = stats.proportion_ci(sum(r["correct"] for r in graded), len(graded))
-        assert ci is not None and ci.low <= ci.estimate <= ci.high and ci.high > ci.low
-        assert row[4].endswith(f"95% CI {100 * ci.low:.1f}%–{100 * ci.high:.1f}%"), row[4]
+        ci = scipy_stats.binomtest(sum(r["correct"] for r in graded), len(graded)).proportion_ci(method="wilson")
+        assert row[4].endswith(f"95% CI {100 * ci.low:.1f}%–{100 * ci.high:.1f}% Wilson score"), row[4]
 
 
 def test_category_table_matches_the_records(report: tuple[Path, dict[str, list[dict[str, Any]]]]) -> None:
@@ -268,7 +267,10 @@ def test_complexfuncbench_columns_show_the_summary_metrics(tmp_path: Path) -> No
     row = tables(html)["overview"][0]
     success = sum(m["success"] for m in with_metrics) / len(with_metrics)
     calls = sum(m["call_accuracy"] for m in with_metrics) / len(with_metrics)
-    assert row[6] == f"{100 * success:.1f}% n={len(with_metrics)}"
+    # Success is a pass rate (each sample 0 or 1): Wilson's interval, as accuracy's.
+    ci = scipy_stats.binomtest(round(success * len(with_metrics)), len(with_metrics)).proportion_ci(method="wilson")
+    assert row[6] == (f"{100 * success:.1f}% n={len(with_metrics)} 95% CI {100 * ci.low:.1f}%–{100 * ci.high:.1f}% "
+                      f"Wilson score")
     assert row[7] == f"{100 * calls:.1f}% n={len(with_metrics)}"
     assert f"answer_completeness 2.000 n={len(with_metrics)}" in row[-1]
     assert ">Success<" in html and ">Call acc.<" in html

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_eval.graders.latency import LATENCY_FIELDS, describe
+from s2s_eval.reports import stats
 
 EXTRA_LATENCY = ("output_leading_silence_ms",)
+# Per-sample metrics that are a verdict (0 or 1), so their mean is a pass rate with a Wilson interval like accuracy.
+SHARE_METRICS = ("success", "success_rate")
 
 
 @dataclass
@@ -49,6 +52,11 @@ class _Summary:
     cost_usd: float = 0.0
     priced: int = 0
     metrics: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0, 0]))
+    # Share metrics that met a value other than 0 or 1 (then a mean, not a share: no interval for a proportion).
+    graded_scale: set[str] = field(default_factory=set)
+    # Per item of `--attempts K`: graded tries that were right, and graded tries (two small ints per item).
+    tries_passed: list[int] = field(default_factory=list)
+    tries_graded: list[int] = field(default_factory=list)
 
     def add(self, r: dict[str, Any]) -> None:
         """One record, as `SampleRecord` guarantees it (every field present; see s2s_eval/log)."""
@@ -71,6 +79,12 @@ class _Summary:
             if value is not None:  # a running sum and count: memory does not grow with the run
                 self.metrics[name][0] += float(value)
                 self.metrics[name][1] += 1
+                if name in SHARE_METRICS and value not in (0, 1):
+                    self.graded_scale.add(name)
+        if r["trials"]:
+            verdicts = [t["correct"] for t in r["trials"] if t["correct"] is not None]
+            self.tries_passed.append(sum(verdicts))
+            self.tries_graded.append(len(verdicts))
         for key in ("input_tokens", "output_tokens", "total_tokens"):
             self.usage[key] += int(r["usage"].get(key) or 0)  # usage is the provider's object: fields may be null
         self.attempts += r["attempts"]
@@ -80,6 +94,16 @@ class _Summary:
             self.priced += 1
 
 
+def _metric(total: float, n: int, *, share: bool) -> dict[str, Any]:
+    """A metric's mean over the samples that have it; a share of 0/1 verdicts (ComplexFuncBench `success`) also
+    gets its Wilson score interval, like accuracy."""
+    out: dict[str, Any] = {"mean": round(total / n, 6), "n": n}
+    if share:
+        ci = stats.proportion_ci(round(total), n)
+        out["ci"] = ci.as_dict() if ci else None
+    return out
+
+
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Counts, accuracy overall and per category, latency percentiles, tokens, attempts and cost, of records as
     `s2s_eval.log.read_records` gives them (validated: every field of `SampleRecord` present)."""
@@ -87,13 +111,18 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for record in records:
         s.add(record)
     total = s.overall.n
+    accuracy_ci = stats.proportion_ci(s.overall.correct, s.overall.graded)
     return {
         "counts": {"total": total, "ok": total - sum(s.errors.values()), "error": sum(s.errors.values()),
                    "error_kinds": dict(s.errors), "error_classes": dict(s.error_classes)},
         **s.overall.as_dict(),
+        # Wilson score; with `--attempts K` accuracy is pass@k, and `trials` has pass@1, pass^k and verdict flips.
+        "accuracy_ci": accuracy_ci.as_dict() if accuracy_ci else None,
+        "trials": stats.repeated_tries(s.tries_passed, s.tries_graded),
         "by_category": {c: t.as_dict() for c, t in sorted(s.categories.items())},
         "grade_reasons": dict(s.reasons),
-        "metrics": {name: {"mean": round(total / n, 6), "n": n} for name, (total, n) in sorted(s.metrics.items())},
+        "metrics": {name: _metric(total, n, share=name in SHARE_METRICS and name not in s.graded_scale)
+                    for name, (total, n) in sorted(s.metrics.items())},
         "latency": {key: describe(s.latency[key]) for key in (*LATENCY_FIELDS, *EXTRA_LATENCY)},
         "usage": dict(s.usage),
         "attempts": {"total": s.attempts, "samples_retried": s.retried},

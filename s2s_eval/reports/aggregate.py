@@ -11,7 +11,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,13 @@ class Group:
     ttfa_ms: tuple[float, ...] = field(default=(), repr=False)
     condition: Condition = Condition()  # modality and perturbation: a sweep's levels are runs of one day
     voices: tuple[VoiceAccuracy, ...] = ()  # accuracy per voice of a voice mix (empty for one voice)
+    # sample id -> correct, for samples that ran and were graded: what pairwise comparisons pair on.
+    verdicts: Mapping[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def trials(self) -> dict[str, Any] | None:
+        """pass@1, pass@k, pass^k and verdict flips of `--attempts K` (see `stats.repeated_tries`), else None."""
+        return self.summary.get("trials")
 
     def metric(self, names: Sequence[str]) -> dict[str, Any] | None:
         """The first of `names` the summary has a mean for (`{"mean", "n"}`), else None."""
@@ -159,10 +166,12 @@ def groups(runs: Sequence[Run]) -> list[Group]:
             summary = summarise(records)
             ttfa = tuple(float(v) for r in records if r.get("status") == "ok"
                          for v in [(r.get("latency") or {}).get("ttfa_ms")] if isinstance(v, int | float))
+            verdicts = {str(r.get("sample_id")): bool(r["correct"]) for r in records
+                        if r.get("status") == "ok" and isinstance(r.get("correct"), bool)}
             out.append(Group(run.label, eval_name, summary, name=run.name, run_index=index,
                              started_at=run.started_at, concurrency=run.concurrency,
                              accuracy_ci=stats.proportion_ci(summary["correct"], summary["graded"]), ttfa_ms=ttfa,
-                             condition=run.condition, voices=tuple(by_voice(records))))
+                             condition=run.condition, voices=tuple(by_voice(records)), verdicts=verdicts))
     return out
 
 

@@ -76,7 +76,8 @@ def style_axes(ax: Axes, grid_axis: str = "y") -> None:
 def headline_chart(panels: dict[str, list[Bar]], colours: dict[str, str]) -> bytes:
     """The announcement's chart: one panel per eval, a bar per model with its accuracy printed on top, as SVG.
 
-    A whisker shows the 95% bootstrap interval. A model with nothing graded gets an empty slot marked n/a.
+    A whisker shows the 95% interval (Wilson score for accuracy). A model with nothing graded gets an empty slot
+    marked n/a.
     """
     n_panels = max(len(panels), 1)
     widest = max((len(bars) for bars in panels.values()), default=1)

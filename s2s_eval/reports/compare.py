@@ -1,13 +1,14 @@
 """Compare two runs of one eval sample by sample, and decide whether the new one regressed.
 
-Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded in both runs, with a paired
-bootstrap interval of the difference; TTFA uses a paired bootstrap of the difference in medians. A regression is a
-change that is statistically significant *and* larger than its threshold. A comparison that could not have seen a
-regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than passed as
-"no change". Errors are a metric of their own, since accuracy pairs only graded samples: a new run whose samples
-mostly failed (an outage, a revoked key, a changed API) would otherwise look merely underpowered. The error rate
-fails the gate when it passes an absolute ceiling, at any number of pairs, or when it rises significantly (McNemar
-on the paired error indicator) by more than its threshold.
+Samples are paired by id. Accuracy uses McNemar's exact test on the pairs graded in both runs, with Bonett and
+Price's interval of the paired difference; TTFA uses a paired bootstrap of the difference in medians. A regression
+is a change that is statistically significant *and* larger than its threshold. A comparison that could not have
+seen a regression of the threshold's size (too few pairs: under 80% power) is flagged underpowered rather than
+passed as "no change", with the number of pairs that would have been enough. Errors are a metric of their own,
+since accuracy pairs only graded samples: a new run whose samples mostly failed (an outage, a revoked key, a changed
+API) would otherwise look merely underpowered. The error rate fails the gate when it passes an absolute ceiling, at
+any number of pairs, or when it rises significantly (McNemar on the paired error indicator) by more than its
+threshold. With `--attempts K` in both runs, pass@1 over tries is compared too (reported, not gated).
 
 Differences that make the runs not comparable like for like — other samples, dataset revision, TTS settings, judge,
 turn mode — are listed as warnings beside the verdict.
@@ -16,6 +17,7 @@ turn mode — are listed as warnings beside the verdict.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,16 +169,46 @@ def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds)
     # Below --min-pairs nothing fails the gate, however small p is: a handful of samples is a smoke test.
     metric.regression = (n >= t.min_pairs and ci.estimate < 0 and p < t.alpha
                          and drop * 100 > t.max_accuracy_drop_pp)
+    needed = stats.pairs_needed(discordant, t.max_accuracy_drop_pp / 100)
+    detectable = stats.detectable_paired_difference(n, discordant)
     metric.details = {"both_right": both, "right_only_in_base": base_only, "right_only_in_new": new_only,
-                      "both_wrong": neither, "power": round(power, 3),
-                      "pairs_needed": stats.pairs_needed(discordant, t.max_accuracy_drop_pp / 100)}
+                      "both_wrong": neither, "power": round(power, 3), "pairs_needed": max(needed, t.min_pairs),
+                      "detectable_drop_pp": None if detectable is None else round(detectable * 100, 2),
+                      "interval": ci.method, "test": "McNemar exact (binomial test of the discordant pairs)"}
     if n < t.min_pairs:
         metric.underpowered = True
-        metric.note = f"underpowered: only {n} pairs (fewer than --min-pairs {t.min_pairs})"
+        metric.note = (f"underpowered: only {n} pairs (fewer than --min-pairs {t.min_pairs}); about "
+                       f"{metric.details['pairs_needed']:,} are needed for 80% power against a "
+                       f"{t.max_accuracy_drop_pp:g} pp drop")
     elif not metric.regression and power < 0.8:
         metric.underpowered = True
         metric.note = (f"underpowered: {n} pairs give {power:.0%} power to detect a {t.max_accuracy_drop_pp:g} pp "
                        f"drop; about {metric.details['pairs_needed']:,} are needed")
+    return metric
+
+
+def _tries(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> Metric | None:
+    """pass@1 over repeated tries (`--attempts K`), base against new, when both runs made them. Reported, not
+    gated: accuracy (pass@k per item) already gates; this shows whether the models' consistency changed."""
+    def tally(r: dict[str, Any]) -> tuple[int, int] | None:
+        verdicts = [t.get("correct") for t in r.get("trials") or [] if isinstance(t.get("correct"), bool)]
+        return (sum(verdicts), len(verdicts)) if verdicts else None
+
+    tallied = [(tally(a), tally(b)) for a, b in pairs]
+    both = [(a, b) for a, b in tallied if a is not None and b is not None]
+    if not both:
+        return None
+    base, new = [a for a, _ in both], [b for _, b in both]
+    ci = stats.paired_pass_at_1_difference(base, new)
+    assert ci is not None
+    metric = Metric("pass_at_1", len(both))
+    figures = {side: stats.repeated_tries([c for c, _ in counts], [k for _, k in counts])
+               for side, counts in (("base", base), ("new", new))}
+    metric.base = figures["base"]["pass_at_1"]["estimate"]  # type: ignore[index]
+    metric.new = figures["new"]["pass_at_1"]["estimate"]  # type: ignore[index]
+    metric.difference, metric.low, metric.high = ci.estimate, ci.low, ci.high
+    metric.details = {"interval": ci.method, **figures}
+    metric.note = "reported, not gated (accuracy is pass@k per item)"
     return metric
 
 
@@ -194,7 +226,9 @@ def _errors(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -
     metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
     metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
     metric.details = {"failed_in_both": both, "failed_only_in_base": base_only, "failed_only_in_new": new_only,
-                      "max_error_rate_pct": t.max_error_rate_pct}
+                      "max_error_rate_pct": t.max_error_rate_pct, "interval": ci.method,
+                      "detectable_rise_pp": round(100 * (stats.detectable_paired_difference(
+                          n, (base_only + new_only) / n) or 1.0), 2)}
     over_ceiling = metric.new * 100 > t.max_error_rate_pct
     rose = (n >= t.min_pairs and ci.estimate > 0 and p < t.alpha and ci.estimate * 100 > t.max_error_increase_pp)
     metric.regression = over_ceiling or rose
@@ -223,12 +257,24 @@ def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> 
     metric.regression = len(measured) >= t.min_pairs and ci.low > 0 and ci.estimate > t.max_ttfa_increase_ms
     if len(measured) < t.min_pairs:
         metric.underpowered = True
-        metric.note = f"underpowered: only {len(measured)} pairs (fewer than --min-pairs {t.min_pairs})"
+        metric.note = (f"underpowered: only {len(measured)} pairs (fewer than --min-pairs {t.min_pairs}); at least "
+                       f"{t.min_pairs} are needed")
     elif not metric.regression and ci.high > t.max_ttfa_increase_ms:
         metric.underpowered = True
         metric.note = (f"underpowered: the 95% interval reaches {ci.high:+,.0f} ms, past the "
-                       f"{t.max_ttfa_increase_ms:g} ms threshold; more samples would tell")
+                       f"{t.max_ttfa_increase_ms:g} ms threshold; " + _ttfa_pairs_needed(len(measured), ci, t))
+    metric.details = {"interval": f"paired {ci.method} of the difference in medians"}
     return metric
+
+
+def _ttfa_pairs_needed(n: int, ci: stats.Interval, t: Thresholds) -> str:
+    """How many pairs would bring the interval's upper end under the threshold, if the estimate held: an interval's
+    half-width shrinks as 1/sqrt(n)."""
+    room = t.max_ttfa_increase_ms - ci.estimate
+    if room <= 0:
+        return "the estimate itself is past it, so more samples would tell which way"
+    needed = math.ceil(n * ((ci.high - ci.estimate) / room) ** 2)
+    return f"about {max(needed, t.min_pairs):,} pairs are needed to rule out a regression of that size"
 
 
 def compare(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None) -> Comparison:
@@ -247,12 +293,20 @@ def compare(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None)
     if only_base or only_new:
         warnings.insert(0, f"mismatched subsets: {len(only_base)} sample(s) only in base, {len(only_new)} only in "
                            f"new; only the {len(common)} in both are compared")
+    metrics = [_accuracy(pairs, t), _ttfa(pairs, t), _errors(pairs, t)]
+    tries = _tries(pairs)
+    if tries is not None:
+        metrics.append(tries)
     return Comparison(str(base.run_dir), str(new.run_dir), (base.model, new.model), base.eval, len(common),
-                      only_base, only_new, [_accuracy(pairs, t), _ttfa(pairs, t), _errors(pairs, t)], warnings)
+                      only_base, only_new, metrics, warnings)
 
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def _figure(figure: dict[str, Any] | None) -> str:
+    return "n/a" if figure is None else _pct(figure["estimate"])
 
 
 def format_text(c: Comparison) -> str:
@@ -269,15 +323,24 @@ def format_text(c: Comparison) -> str:
             line = (f"accuracy: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
                     f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, "
                     f"{d['right_only_in_base']} right only in base, {d['right_only_in_new']} only in new; "
-                    f"n={m.pairs:,})")
+                    f"n={m.pairs:,}; detectable with 80% power: {d['detectable_drop_pp']:.1f} pp)")
             limit = f"{m.threshold:g} pp"
         elif m.name == "error_rate":
             d = m.details
             line = (f"error rate: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
                     f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, "
                     f"{d['failed_only_in_new']} failed only in new, {d['failed_only_in_base']} only in base; "
-                    f"n={m.pairs:,})")
+                    f"n={m.pairs:,}; detectable with 80% power: {d['detectable_rise_pp']:.1f} pp)")
             limit = f"{m.threshold:g} pp or {d['max_error_rate_pct']:g}%"
+        elif m.name == "pass_at_1":
+            b, nw = m.details["base"], m.details["new"]
+            line = (f"pass@1 over tries: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
+                    f"{m.low * 100:+.1f} to {m.high * 100:+.1f}, {m.details['interval']}; n={m.pairs:,}); "
+                    f"pass@{b['k']} {_pct(b['pass_at_k']['estimate'])} → {_pct(nw['pass_at_k']['estimate'])}, "
+                    f"pass^{b['k']} {_pct(b['pass_hat_k']['estimate'])} → {_pct(nw['pass_hat_k']['estimate'])}, "
+                    f"verdict flips {_figure(b['verdict_flips'])} → {_figure(nw['verdict_flips'])}")
+            lines.append(f"{line} — {m.note}")
+            continue
         else:
             line = (f"TTFA p50: {m.base:,.0f} → {m.new:,.0f} ms ({m.difference:+,.0f} ms, 95% CI {m.low:+,.0f} to "
                     f"{m.high:+,.0f}; n={m.pairs:,})")

@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from s2s_eval.files import atomic_write_text
-from s2s_eval.reports import aggregate, charts, charts_latency, conditions, drilldown, media
+from s2s_eval.reports import aggregate, charts, charts_latency, conditions, drilldown, media, pairwise
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,6 +253,7 @@ def render_report(runs: Sequence[aggregate.Run], generated_at: dt.datetime | Non
         latency_columns=LATENCY_COLUMNS,
         headline_uri=_headline_chart(current, colours),
         sections=_category_sections(aggregate.category_frame(current), current_labels, colours),
+        pairwise=pairwise.eval_pairs(current),
         latency_charts=_latency_charts(current, colours),
         level_sections=conditions.level_sections(current, name_colours),
         modality=conditions.modality_rows(current),
