@@ -63,7 +63,7 @@ def _ms_axis(ax: Axes, values: Sequence[float], axis: str = "x") -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
 
 
-def _short(label: str, width: int = 30) -> str:
+def _short(label: str, width: int = 60) -> str:
     return label if len(label) <= width else f"{label[:width - 1]}…"
 
 
