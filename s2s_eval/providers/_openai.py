@@ -22,6 +22,8 @@ import typing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import typing_extensions
+
 from s2s_eval.errors import UserError
 from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
 from s2s_eval.providers._base import Codec, Frame, Provider, Shutdown
@@ -50,15 +52,14 @@ def sdk_efforts() -> tuple[str, ...]:
 
 
 def _typed_dict_keys(kind: Any) -> dict[str, Any] | None:
-    if isinstance(kind, type) and typing.is_typeddict(kind):
+    if isinstance(kind, type) and typing_extensions.is_typeddict(kind):  # the SDK's TypedDicts are typing_extensions'
         return typing.get_type_hints(kind)
     return None
 
 
 def _unknown_keys(value: Any, kind: Any, path: str) -> str | None:
     """The first key in `value` that the SDK TypedDict `kind` (or any member of a union of them) does not have."""
-    origin = typing.get_origin(kind)
-    if origin is typing.Required or origin is typing.NotRequired:
+    if typing.get_origin(kind) in (typing_extensions.Required, typing_extensions.NotRequired):
         kind = typing.get_args(kind)[0]
     candidates = [kind, *typing.get_args(kind)] if typing.get_origin(kind) is typing.Union else [kind]
     hints = [h for h in map(_typed_dict_keys, candidates) if h is not None]
