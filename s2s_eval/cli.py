@@ -359,7 +359,7 @@ def _list(args: argparse.Namespace) -> int:
     description; a file that does not load is listed with its error, and the exit status is then 1."""
     from s2s_eval import paths, registry
     from s2s_eval.datasets.spec import load_eval
-    from s2s_eval.runners.profile import load_profile
+    from s2s_eval.runners.profile import RunnerProfile, load_profile
 
     kind, load = ("evals", load_eval) if args.kind == "evals" else ("runners", load_profile)
     found = registry.entries(kind)
@@ -373,7 +373,12 @@ def _list(args: argparse.Namespace) -> int:
     broken = 0
     for name, entry in found.items():
         try:
-            description = load(name).description
+            loaded = load(name)
+            description = loaded.description
+            shutdown = loaded.shutdown() if isinstance(loaded, RunnerProfile) else None
+            if shutdown is not None:
+                description += f" [shutdown {shutdown.date}" + (f" → {shutdown.replacement}]" if shutdown.replacement
+                                                                else "]")
         except UserError as exc:
             description, broken = f"cannot load: {exc}", broken + 1
         print(f"  {name:<{width}}  {entry.origin}: {description}")
