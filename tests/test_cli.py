@@ -6,9 +6,9 @@ import base64
 import os
 import re
 import shutil
-import textwrap
 import subprocess
 import sys
+import textwrap
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
