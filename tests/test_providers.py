@@ -30,7 +30,7 @@ from s2s_eval.runners.run import RunOptions, effective_profile, execute
 from s2s_eval.server import app
 from s2s_eval.server.app import ServerConfig, running
 from tests import grok_shapes
-from tests.servers import write_script
+from tests.servers import serve_process, write_script
 
 GA_CLIENT = TypeAdapter(Annotated[RealtimeClientEvent, Field(discriminator="type")])
 GA_SERVER = TypeAdapter(Annotated[RealtimeServerEvent, Field(discriminator="type")])
@@ -247,3 +247,22 @@ async def test_one_report_shows_an_openai_and_a_grok_run_with_provider_and_effor
     assert 'id="provider-cost"' in page and "not priced" in page
     warnings = compare(openai_low, openai_high).warnings
     assert warnings[0] == "reasoning efforts differ: base low vs new high"
+
+
+def test_the_command_line_sets_the_effort_and_refuses_a_wrong_one(tmp_path: Path, data_dir: Path) -> None:
+    """`s2s-eval run --model gpt-realtime-2 --reasoning-effort high` as typed, against a `serve` process."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    script = write_script(tmp_path / "s.jsonl", [{"sample_id": "*", "responses": [{"text": ANSWER}]}])
+    base = [sys.executable, "-m", "s2s_eval", "run", "--model", "gpt-realtime-2", "--eval", "big_bench_audio",
+            "--limit", "1", "--input", "text", "--data-dir", str(data_dir)]
+    with serve_process("--engine", "scripted", "--script", str(script)) as url:
+        done = subprocess.run([*base, "--url", url, "--reasoning-effort", "high", "--out", str(tmp_path / "run")],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        refused = subprocess.run([*base, "--url", url, "--reasoning-effort", "extreme", "--out", str(tmp_path / "x")],
+                                 capture_output=True, text=True, env=env, timeout=300, check=False)
+    spec = json.loads((tmp_path / "run" / "spec.json").read_text())
+    assert spec["model"]["reasoning_effort"] == "high"
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode != 0 and len(lines) == 1 and "'extreme' is not accepted" in lines[0]
+    assert not (tmp_path / "x").exists()
