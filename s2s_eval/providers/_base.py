@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback
+from s2s_eval.providers._urls import with_model
 
 if TYPE_CHECKING:
     from s2s_eval.runners.profile import RunnerProfile
@@ -96,8 +97,6 @@ class Provider:
 
     def endpoint(self, profile: RunnerProfile, url_override: str | None) -> str:
         """The WebSocket URL, with the `model` query parameter."""
-        from s2s_eval.providers._urls import with_model  # noqa: PLC0415 (tiny, but keeps this module import-light)
-
         return with_model(url_override or self.base_url(profile), profile.model)
 
     def key(self, profile: RunnerProfile, url: str) -> str | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from s2s_eval.errors import UserError
 from s2s_eval.providers._base import Codec, Provider
+from s2s_eval.providers._urls import with_model
 
 if TYPE_CHECKING:
     from s2s_eval.runners.profile import RunnerProfile
@@ -40,8 +41,6 @@ class Gemini(Provider):
     priced = False  # Google prices Live audio per token at its own rates; not in the table yet
 
     def endpoint(self, profile: RunnerProfile, url_override: str | None) -> str:
-        from s2s_eval.providers._urls import with_model  # noqa: PLC0415
-
         return with_model(url_override or self.base_url(profile), profile.model, parameter="")
 
     def auth_headers(self, profile: RunnerProfile, url: str) -> dict[str, str]:
