@@ -61,6 +61,12 @@ class Run:
         return str((self.spec.get("model") or {}).get("provider") or "unknown")
 
     @property
+    def series(self) -> str:
+        """What makes runs "the same model" for trends, sweeps and modality tables: the profile name, and the
+        reasoning effort when the run set one (the same model at another effort is another series)."""
+        return f"{self.name} · effort {self.reasoning_effort}" if self.reasoning_effort else self.name
+
+    @property
     def reasoning_effort(self) -> str | None:
         """The reasoning effort the run asked for; None when it set none (the model's default, or no reasoning)."""
         return (self.spec.get("model") or {}).get("reasoning_effort")
@@ -180,7 +186,7 @@ def groups(runs: Sequence[Run]) -> list[Group]:
             summary = summarise(records)
             ttfa = tuple(float(v) for r in records if r.get("status") == "ok"
                          for v in [(r.get("latency") or {}).get("ttfa_ms")] if isinstance(v, int | float))
-            out.append(Group(run.label, eval_name, summary, name=run.name, run_index=index,
+            out.append(Group(run.label, eval_name, summary, name=run.series, run_index=index,
                              started_at=run.started_at, concurrency=run.concurrency,
                              accuracy_ci=stats.proportion_ci(summary["correct"], summary["graded"]), ttfa_ms=ttfa,
                              condition=run.condition, voices=tuple(by_voice(records))))

@@ -68,8 +68,10 @@ def _short(label: str, width: int = 60) -> str:
 
 
 def _legend(ax: Axes, n: int) -> None:
-    """Below the plot, where it hides no line."""
-    ax.figure.legend(loc="outside lower center", frameon=False, fontsize=8.5, ncol=min(max(n, 1), 3),
+    """Below the plot, where it hides no line; long labels (provider, model, effort) get fewer per row."""
+    longest = max((len(text) for text in ax.get_legend_handles_labels()[1]), default=1)
+    per_row = max(1, min(3, 120 // longest))
+    ax.figure.legend(loc="outside lower center", frameon=False, fontsize=8.5, ncol=min(max(n, 1), per_row),
                      handlelength=1.6)
 
 
