@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection
 from s2s_eval.errors import UserError
 from s2s_eval.providers import get_provider
 from s2s_eval.providers._xai import GrokCodec, XAIOptions
-from s2s_eval.reports.aggregate import load_runs
+from s2s_eval.reports.aggregate import groups, load_runs
 from s2s_eval.reports.compare import compare
 from s2s_eval.reports.html import render_report
 from s2s_eval.runners.profile import load_profile
@@ -240,6 +240,9 @@ async def test_one_report_shows_an_openai_and_a_grok_run_with_provider_and_effor
     assert [r.label for r in runs] == ["gpt-realtime-2 (openai/gpt-realtime-2 · effort low)",
                                        "gpt-realtime-2 (openai/gpt-realtime-2 · effort high)",
                                        "grok-voice (xai/grok-voice-think-fast-1.0 · effort –)"]
+    # one model at two efforts is two series (trends, sweeps, modality tables), not one model's history
+    assert sorted({g.name for g in groups(runs)}) == ["gpt-realtime-2 · effort high", "gpt-realtime-2 · effort low",
+                                                     "grok-voice"]
     page = render_report(runs)
     for label in ("openai/gpt-realtime-2 · effort low", "openai/gpt-realtime-2 · effort high",
                   "xai/grok-voice-think-fast-1.0 · effort –"):
