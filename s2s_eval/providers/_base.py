@@ -84,6 +84,7 @@ class Provider:
     default_url: ClassVar[str | None] = None
     key_env: ClassVar[str | None] = None
     efforts: ClassVar[tuple[str, ...]] = ()  # reasoning efforts this provider's API accepts; () = none
+    protocols: ClassVar[tuple[str, ...]] = ("ga",)  # the profile `protocol:` shapes it speaks
     priced: ClassVar[bool] = True  # does the vendor publish per-token prices for `pricing.py`?
 
     # -- connection -------------------------------------------------------------------------------------------
@@ -133,6 +134,9 @@ class Provider:
 
     def check_profile(self, profile: RunnerProfile) -> None:
         """Refuse, in one line, a profile this provider cannot run (an effort it does not take, a mistyped field)."""
+        if profile.protocol not in self.protocols:
+            raise UserError(f"{profile.name}: protocol {profile.protocol!r} is not spoken by the {self.name} provider "
+                            f"({', '.join(self.protocols)})")
         if profile.reasoning_effort and profile.reasoning_effort not in self.efforts_for(profile.model):
             allowed = self.efforts_for(profile.model)
             raise UserError(f"{profile.name}: reasoning effort {profile.reasoning_effort!r} is not accepted by "

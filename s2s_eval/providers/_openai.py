@@ -115,6 +115,7 @@ class OpenAI(Provider):
     name = "openai"
     default_url = OPENAI_REALTIME_URL
     key_env = "OPENAI_API_KEY"
+    protocols = ("ga", "beta")
 
     def codec(self, profile: RunnerProfile) -> Codec:
         return BetaCodec() if profile.protocol == "beta" else Codec()

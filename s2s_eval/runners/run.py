@@ -194,7 +194,6 @@ async def _transport(profile: RunnerProfile, options: RunOptions, run_dir: Path)
     def codec() -> Codec:
         return api.codec(profile)
 
-    codec()  # a provider that cannot talk yet says so once, before any session
     if profile.provider == "local" and not options.url:
         async with local_server(profile.server or LocalServerSettings(), run_dir / "server.log",
                                 compression=profile.compression) as server:
@@ -542,6 +541,7 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
         raise UserError("--input text needs --turn-mode manual: there is no speech for the server to detect")
     if profile.provider != "local" or options.url:
         auth_headers(profile, endpoint(profile, options.url))  # a missing key stops the run before any work
+    profile.api.codec(profile)  # so does a provider whose client is not built yet
     shutdown = profile.shutdown()
     if shutdown is not None:
         print(shutdown.warning(profile.model), file=sys.stderr)
