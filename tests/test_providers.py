@@ -122,6 +122,12 @@ def test_extra_session_fields_are_checked_with_the_sdk_types(tmp_path: Path, mon
         effective_profile(RunOptions(model="nested", eval="x"))
     with pytest.raises(UserError, match=r"session\.max_output_tokens"):
         effective_profile(RunOptions(model="wrong-type", eval="x"))
+    (tmp_path / "runners" / "grok-typo.yaml").write_text(json.dumps({
+        "name": "grok-typo", "provider": "xai", "model": "grok-voice-think-fast-1.0",
+        "session_fields": {"instruction": "hi"}}), encoding="utf-8")
+    with pytest.raises(UserError, match=r"session\.instruction is not a session field xAI documents \(did you mean "
+                                        r"instructions\?\)"):
+        effective_profile(RunOptions(model="grok-typo", eval="x"))
     good = effective_profile(RunOptions(model="good", eval="x"))
     assert good.api.session_update(good, {"type": "realtime"})["parallel_tool_calls"] is False
 

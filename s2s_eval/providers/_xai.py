@@ -39,6 +39,7 @@ Assumptions (not confirmed against a live xAI endpoint) are the `XAIOptions` def
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 XAI_REALTIME_URL = "wss://api.x.ai/v1/realtime"
 VOICES = ("Ara", "Rex", "Sal", "Eve", "Leo")
 EFFORTS = ("none", "high")
+# The session fields xAI documents (docs.x.ai session parameters; pipecat SessionProperties): a profile's
+# `session_fields` may set these and no others, since there is no SDK type to check them against.
+SESSION_FIELDS = ("instructions", "voice", "turn_detection", "audio", "tools", "reasoning")
 FLAT_FIELDS = {"voice": ("audio", "output", "voice"), "turn_detection": ("audio", "input", "turn_detection")}
 
 
@@ -168,6 +172,11 @@ class XAI(Provider):
     def check_profile(self, profile: RunnerProfile) -> None:
         super().check_profile(profile)
         self.options(profile)
+        for name in profile.session_fields:
+            if name not in SESSION_FIELDS:
+                close = difflib.get_close_matches(name, SESSION_FIELDS, n=1)
+                raise UserError(f"profile {profile.name}: session.{name} is not a session field xAI documents"
+                                + (f" (did you mean {close[0]}?)" if close else f" ({', '.join(SESSION_FIELDS)})"))
 
     def efforts_for(self, model: str) -> tuple[str, ...]:
         return EFFORTS if "think" in model or model == "grok-voice-latest" else ()
