@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: burst for manual, realtime for vad)")
     run.add_argument("--protocol", choices=("ga", "beta"), help="override the profile's protocol shape")
     run.add_argument("--voice", help="override the profile's output voice")
+    run.add_argument("--reasoning-effort", metavar="EFFORT",
+                     help="override the profile's reasoning effort (reasoning models only; the values its provider "
+                     "documents, e.g. minimal|low|medium|high|xhigh for gpt-realtime-2, none|high for Grok)")
     run.add_argument("--input", dest="input_modality", choices=("audio", "text"), default="audio",
                      help="ask the question as speech (default) or as text, for modality ablations")
     run.add_argument("--output", "--output-modality", dest="output_modality", choices=("audio", "text"),
@@ -203,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fault-rate", type=float, default=0.0, help="share of responses that get a fault")
     serve.add_argument("--seed", type=int, default=0, help="seed for faults and jitter (deterministic per sample)")
     serve.add_argument("--api-key", help=f"require this key from clients (default: ${{{API_KEY_ENV}}})")
-    serve.add_argument("--protocol", choices=("ga", "beta", "gemini"), default="ga", help="beta: every session "
-                       "speaks the beta shape (clients can also ask with OpenAI-Beta: realtime=v1); gemini: Gemini "
-                       "Live (BidiGenerateContent) instead of the Realtime protocol")
+    serve.add_argument("--protocol", choices=("ga", "beta", "grok", "gemini"), default="ga", help="beta: every "
+                       "session speaks the beta shape (clients can also ask with OpenAI-Beta: realtime=v1); grok: as "
+                       "xAI Grok Voice documents it (conversation.created first, flat session, token totals only); "
+                       "gemini: Gemini Live (BidiGenerateContent) instead of the Realtime protocol")
     serve.add_argument("--beta", choices=("accept", "reject"), default="accept", help="reject: refuse beta clients "
                        "with beta_api_shape_disabled, as OpenAI does today")
     serve.add_argument("--tls-cert", type=Path, help="serve wss:// with this PEM certificate chain (needs --tls-key; "
@@ -261,6 +265,7 @@ def _run(args: argparse.Namespace) -> int:
                          accept_changes=args.accept_changes,
                          data_dir=args.data_dir, save_audio=not args.no_audio, turn_mode=args.turn_mode,
                          pace=args.pace, protocol=args.protocol, voice=args.voice,
+                         reasoning_effort=args.reasoning_effort,
                          output_modality=args.output_modality, input_modality=args.input_modality,
                          turn_timeout_s=args.turn_timeout,
                          max_attempts=args.max_attempts, trials=args.attempts, seed=args.seed, shard=args.shard)
@@ -383,7 +388,7 @@ def _list(args: argparse.Namespace) -> int:
     description; a file that does not load is listed with its error, and the exit status is then 1."""
     from s2s_eval import paths, registry
     from s2s_eval.datasets.spec import load_eval
-    from s2s_eval.runners.profile import load_profile
+    from s2s_eval.runners.profile import RunnerProfile, load_profile
 
     kind, load = ("evals", load_eval) if args.kind == "evals" else ("runners", load_profile)
     found = registry.entries(kind)
@@ -397,7 +402,12 @@ def _list(args: argparse.Namespace) -> int:
     broken = 0
     for name, entry in found.items():
         try:
-            description = load(name).description
+            loaded = load(name)
+            description = loaded.description
+            shutdown = loaded.shutdown() if isinstance(loaded, RunnerProfile) else None
+            if shutdown is not None:
+                description += f" [shutdown {shutdown.date}" + (f" → {shutdown.replacement}]" if shutdown.replacement
+                                                                else "]")
         except UserError as exc:
             description, broken = f"cannot load: {exc}", broken + 1
         print(f"  {name:<{width}}  {entry.origin}: {description}")

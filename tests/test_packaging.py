@@ -213,7 +213,8 @@ def test_list_says_where_each_name_comes_from(user_folder: Path) -> None:
     assert set(models) == {p.stem for p in (ROOT / "runners").glob("*.yaml")} | {"extra"}
     assert models["local"] == f"{user_folder / 'runners' / 'local.yaml'} (overrides built-in): my local"
     assert models["extra"] == f"{user_folder / 'runners' / 'extra.yaml'}: an extra profile"
-    assert models["gpt-realtime"] == "built-in: OpenAI gpt-realtime (GA, 2025-08-28)"
+    assert models["gpt-realtime"] == ("built-in: OpenAI gpt-realtime (GA, 2025-08-28) "
+                                      "[shutdown 2027-01-20 → gpt-realtime-2.1]")
     evals = listing("evals")
     assert set(evals) == {p.stem for p in (ROOT / "evals").glob("*.yaml")}
     assert all(origin.startswith("built-in: ") for origin in evals.values())

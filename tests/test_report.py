@@ -181,7 +181,9 @@ def test_overview_numbers_match_the_records(report: tuple[Path, dict[str, list[d
     out, runs = report
     assert out.is_file()
     overview = tables(out.read_text(encoding="utf-8"))["overview"]
-    assert [row[0] for row in overview] == ["gpt-realtime", "local"]
+    # Each label names the profile, then who served which model at which reasoning effort (none set here).
+    assert [row[0] for row in overview] == ["gpt-realtime (openai/gpt-realtime-2025-08-28 · effort –)",
+                                            "local (openai/scripted · effort –)"]
     for row, records in zip(overview, runs.values(), strict=True):
         want = expected_overview(records)
         samples, graded, accuracy, errors, *rest = row[2:]
@@ -251,6 +253,9 @@ def test_hostile_text_is_escaped_in_the_source(report: tuple[Path, dict[str, lis
 
 def test_model_labels_tell_runs_of_one_model_apart() -> None:
     assert model_labels(["gpt-realtime", "local"], ["a", "b"]) == ["gpt-realtime", "local"]
+    details = ["openai/gpt-realtime-2 · effort low", "openai/gpt-realtime-2 · effort high"]
+    assert model_labels(["gpt-realtime-2"] * 2, ["a", "b"], details) == [
+        "gpt-realtime-2 (openai/gpt-realtime-2 · effort low)", "gpt-realtime-2 (openai/gpt-realtime-2 · effort high)"]
     assert model_labels(["local", "local", "x"], ["n1", "n2", "n3"]) == ["local (n1)", "local (n2)", "x"]
     assert model_labels(["local", "local"], ["n1", "n1"]) == ["local (n1) #1", "local (n1) #2"]
 

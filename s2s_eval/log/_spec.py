@@ -147,7 +147,7 @@ class RunIdentity(BaseModel):
     def of(cls, spec: RunSpec) -> RunIdentity:
         runner, model = spec.runner, spec.model
         return cls(
-            model={k: model.get(k) for k in ("name", "model", "provider", "reasoning")},
+            model={k: model.get(k) for k in ("name", "model", "provider", "reasoning", "reasoning_effort")},
             voice=model.get("voice"),
             output_modalities=list(model.get("output_modalities") or runner.get("output_modalities") or []),
             endpoint=_endpoint(spec.endpoint),

@@ -56,6 +56,22 @@ class Run:
         return condition_of(self.records, self.spec)
 
     @property
+    def provider(self) -> str:
+        """Who serves the model (`openai`, `azure`, `xai`, ...), from the profile in its spec."""
+        return str((self.spec.get("model") or {}).get("provider") or "unknown")
+
+    @property
+    def series(self) -> str:
+        """What makes runs "the same model" for trends, sweeps and modality tables: the profile name, and the
+        reasoning effort when the run set one (the same model at another effort is another series)."""
+        return f"{self.name} · effort {self.reasoning_effort}" if self.reasoning_effort else self.name
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        """The reasoning effort the run asked for; None when it set none (the model's default, or no reasoning)."""
+        return (self.spec.get("model") or {}).get("reasoning_effort")
+
+    @property
     def concurrency(self) -> int | None:
         """Sessions at once the run was configured with (`spec.runner.concurrency`)."""
         value = (self.spec.get("runner") or {}).get("concurrency")
@@ -137,15 +153,26 @@ def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
     names = [str((spec.get("model") or {}).get("name") or _first(records, "model") or run_dir.name)
              for run_dir, spec, records in loaded]
     run_ids = [str(spec.get("run_id") or run_dir.name) for run_dir, spec, _ in loaded]
-    labels = model_labels(names, run_ids)
+    labels = model_labels(names, run_ids, [model_detail(spec) for _, spec, _ in loaded])
     return [Run(run_dir, run_id, name, label, spec, records)
             for (run_dir, spec, records), run_id, name, label in zip(loaded, run_ids, names, labels, strict=True)]
 
 
-def model_labels(names: Sequence[str], run_ids: Sequence[str]) -> list[str]:
-    """The model name of each run, with the run id added where several runs share a name (nightly runs)."""
-    counts = Counter(names)
-    labels = [f"{name} ({run_id})" if counts[name] > 1 else name for name, run_id in zip(names, run_ids, strict=True)]
+def model_detail(spec: dict[str, Any]) -> str:
+    """`provider/model · effort E` from a run's profile: what a label adds to the profile name, so runs of several
+    providers and reasoning levels read apart on one page (`effort –` when the run set none)."""
+    model = spec.get("model") or {}
+    served = f"{model.get('provider') or 'unknown'}/{model.get('model') or 'unknown'}"
+    return f"{served} · effort {model.get('reasoning_effort') or '–'}"
+
+
+def model_labels(names: Sequence[str], run_ids: Sequence[str], details: Sequence[str] | None = None) -> list[str]:
+    """The model name of each run with its provider, model and effort (`details`), and the run id added where
+    several runs would still share a label (nightly runs)."""
+    bases = [f"{name} ({detail})" if detail else name
+             for name, detail in zip(names, details or [""] * len(names), strict=True)]
+    counts = Counter(bases)
+    labels = [f"{base} ({run_id})" if counts[base] > 1 else base for base, run_id in zip(bases, run_ids, strict=True)]
     # Two run directories may even share a run id (copies in different folders): number them, still unique.
     seen: Counter[str] = Counter()
     unique = []
@@ -168,7 +195,7 @@ def groups(runs: Sequence[Run]) -> list[Group]:
                          for v in [(r.get("latency") or {}).get("ttfa_ms")] if isinstance(v, int | float))
             verdicts = {str(r.get("sample_id")): bool(r["correct"]) for r in records
                         if r.get("status") == "ok" and isinstance(r.get("correct"), bool)}
-            out.append(Group(run.label, eval_name, summary, name=run.name, run_index=index,
+            out.append(Group(run.label, eval_name, summary, name=run.series, run_index=index,
                              started_at=run.started_at, concurrency=run.concurrency,
                              accuracy_ci=stats.proportion_ci(summary["correct"], summary["graded"]), ttfa_ms=ttfa,
                              condition=run.condition, voices=tuple(by_voice(records)), verdicts=verdicts))

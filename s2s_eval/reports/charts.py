@@ -158,7 +158,9 @@ def accuracy_chart(pivot: pd.DataFrame, colours: dict[str, str], title: str, ove
         ax.set_ylabel("Accuracy")
         style_axes(ax)
         fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
-        fig.legend(loc="outside upper right", ncol=min(n_models, 3), frameon=False, handlelength=1.0,
+        # Below the plot: labels that name provider, model and effort are too long to share a row with the title.
+        per_row = max(1, min(3, 120 // max((len(label) for label in labels), default=1)))  # ~120 characters fit a row
+        fig.legend(loc="outside lower center", ncol=min(n_models, per_row), frameon=False, handlelength=1.0,
                    handleheight=1.0, fontsize=9)
         return svg(fig)
 

@@ -63,13 +63,15 @@ def _ms_axis(ax: Axes, values: Sequence[float], axis: str = "x") -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
 
 
-def _short(label: str, width: int = 30) -> str:
+def _short(label: str, width: int = 60) -> str:
     return label if len(label) <= width else f"{label[:width - 1]}…"
 
 
 def _legend(ax: Axes, n: int) -> None:
-    """Below the plot, where it hides no line."""
-    ax.figure.legend(loc="outside lower center", frameon=False, fontsize=8.5, ncol=min(max(n, 1), 3),
+    """Below the plot, where it hides no line; long labels (provider, model, effort) get fewer per row."""
+    longest = max((len(text) for text in ax.get_legend_handles_labels()[1]), default=1)
+    per_row = max(1, min(3, 120 // longest))
+    ax.figure.legend(loc="outside lower center", frameon=False, fontsize=8.5, ncol=min(max(n, 1), per_row),
                      handlelength=1.6)
 
 

@@ -52,7 +52,10 @@ class Side:
 
     @property
     def model(self) -> str:
-        return str((self.spec.get("model") or {}).get("name") or "unknown")
+        """The profile name, with its reasoning effort when the run set one (`gpt-realtime-2, effort high`)."""
+        model = self.spec.get("model") or {}
+        effort = model.get("reasoning_effort")
+        return str(model.get("name") or "unknown") + (f", effort {effort}" if effort else "")
 
     @property
     def eval(self) -> str:
@@ -140,6 +143,10 @@ def mismatches(base: Side, new: Side) -> list[str]:
     which are what one usually compares (`RunIdentity.differences`, as resume and merge use it)."""
     base_id, new_id = RunSpec.model_validate(base.spec).identity(), RunSpec.model_validate(new.spec).identity()
     out = [d.label() for d in base_id.differences(new_id, ignore=("model", "endpoint"))]
+    # The model is what one compares, but a different reasoning effort of it is a different setting: say so.
+    efforts = [(side.spec.get("model") or {}).get("reasoning_effort") for side in (base, new)]
+    if efforts[0] != efforts[1]:
+        out.insert(0, f"reasoning efforts differ: base {efforts[0] or 'not set'} vs new {efforts[1] or 'not set'}")
     for side, name in ((base, "base"), (new, "new")):
         if side.complete is False:
             out.append(f"the {name} run is incomplete (summary.json says complete: false)")

@@ -35,7 +35,8 @@ LATENCY_COLUMNS = (("ttfa_ms", "TTFA", (50, 90, 99)), ("ttft_ms", "TTFT", (50, 9
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ms=format_ms, pct=format_pct, usd=format_usd, metric=format_metric)
+    env.filters.update(ms=format_ms, pct=format_pct, usd=format_usd, metric=format_metric,
+                       cost=lambda v: "not priced" if _absent(v) else format_usd(v))
     return env
 
 
@@ -218,6 +219,25 @@ def _script() -> tuple[str, str]:
     return code, f"'sha256-{digest}'"
 
 
+def provider_costs(runs: Sequence[aggregate.Run], groups: Sequence[aggregate.Group]) -> list[dict[str, Any]]:
+    """Cost per provider over the report's runs: runs, samples, priced samples, USD and USD per 100 samples.
+
+    A provider none of whose samples is priced shows `None` ("not priced"), never $0.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        provider = runs[group.run_index].provider
+        row = rows.setdefault(provider, {"provider": provider, "runs": set(), "samples": 0, "priced": 0, "usd": 0.0})
+        cost = group.summary.get("cost") or {}
+        row["runs"].add(group.run_index)
+        row["samples"] += (group.summary.get("counts") or {}).get("total", 0)
+        row["priced"] += cost.get("priced_samples") or 0
+        row["usd"] += cost.get("usd") or 0.0
+    return [{**row, "runs": len(row["runs"]), "usd": row["usd"] if row["priced"] else None,
+             "usd_per_100_samples": 100 * row["usd"] / row["priced"] if row["priced"] else None}
+            for row in rows.values()]
+
+
 def render_report(runs: Sequence[aggregate.Run], generated_at: dt.datetime | None = None,
                   run_media: Sequence[media.RunMedia] | None = None) -> str:
     """The report page of already loaded runs, as an HTML string."""
@@ -245,6 +265,7 @@ def render_report(runs: Sequence[aggregate.Run], generated_at: dt.datetime | Non
         # A label shows as its model name plus, where needed, the run id that tells it apart (set in lighter type).
         label_parts={run.label: (run.name, run.label[len(run.name):].strip()) for run in runs},
         groups=groups,
+        provider_costs=provider_costs(runs, current),
         current=current,
         hidden_history=len(groups) - len(current),
         has_cfb=has_cfb,

@@ -1,9 +1,10 @@
 """The WebSocket side of a session: connect, move frames, pace uploads, stamp times. Decisions are the machine's.
 
-Two tasks share a socket. The receiver stamps every frame with the monotonic clock before parsing it, normalises
-it to GA and feeds the machine; what the machine answers goes to an outbox. The sender drains the outbox, in real
-time for audio when `pace="realtime"` (each append leaves when the audio before it would have finished playing),
-and stamps each event as it is handed to the socket. The sender runs beside the receiver in one TaskGroup
+Two tasks share a socket. The receiver stamps every frame with the monotonic clock before parsing it, has the
+provider's codec normalise it to GA events (`s2s_eval.providers`) and feeds the machine; what the machine answers
+goes to an outbox. The sender drains the outbox, in real time for audio when `pace="realtime"` (each append leaves
+when the audio before it would have finished playing), has the codec encode each event, and stamps it as it is
+handed to the socket. The sender runs beside the receiver in one TaskGroup
 (`tasks.background`), so it never outlives the session and a cancellation always propagates. No
 permessage-deflate is offered unless asked: it costs milliseconds per audio frame.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from s2s_eval import __version__, audio
 from s2s_eval.hosts import is_loopback
-from s2s_eval.protocol_beta import client_event_to_beta, server_event_to_ga
+from s2s_eval.providers import Codec
+from s2s_eval.providers._openai import BetaCodec
 from s2s_eval.runners.session import SessionMachine
 from s2s_eval.runners.tasks import background
 
@@ -31,12 +34,22 @@ Pace = Literal["burst", "realtime"]
 
 @dataclass(frozen=True)
 class Transport:
-    """Where and how to connect. `headers` may hold a secret: it is never logged, journaled or put in errors."""
+    """Where and how to connect. `headers` may hold a secret: it is never logged, journaled or put in errors.
+
+    `codec` makes each session's translator between the provider's frames and GA events (a profile's provider
+    supplies it); without one, `protocol` picks OpenAI GA or beta.
+    """
 
     url: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     protocol: Literal["ga", "beta"] = "ga"
     compression: bool = False
+    codec: Callable[[], Codec] | None = None
+
+    def new_codec(self) -> Codec:
+        if self.codec is not None:
+            return self.codec()
+        return BetaCodec() if self.protocol == "beta" else Codec()
 
     @property
     def safe_url(self) -> str:
@@ -63,6 +76,7 @@ async def run_session(transport: Transport, machine: SessionMachine, *, timeout_
     socket and propagates.
     """
     headers = {**transport.headers, **({"OpenAI-Beta": "realtime=v1"} if transport.protocol == "beta" else {})}
+    codec = transport.new_codec()
     try:
         async with asyncio.timeout(timeout_s) as deadline:
             progress = _Progress(deadline, timeout_s)
@@ -70,7 +84,7 @@ async def run_session(transport: Transport, machine: SessionMachine, *, timeout_
                                compression="deflate" if transport.compression else None, open_timeout=OPEN_TIMEOUT_S,
                                proxy=None if is_loopback(transport.url) else True,
                                user_agent_header=f"s2s-eval/{__version__}") as ws:
-                await _exchange(ws, machine, transport.protocol, pace, progress)
+                await _exchange(ws, machine, codec, pace, progress)
     except TimeoutError:
         machine.abort("timeout", f"no progress for {timeout_s:g} s (turn timeout)")
     except InvalidStatus as exc:
@@ -80,7 +94,8 @@ async def run_session(transport: Transport, machine: SessionMachine, *, timeout_
                       float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None)
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd else "no close frame"
-        machine.abort("disconnect", f"connection closed by the server ({code})")
+        classified = codec.closed(exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else None
+        machine.abort(*(classified or ("disconnect", f"connection closed by the server ({code})")))
     except (OSError, InvalidHandshake, InvalidURI) as exc:
         machine.abort("connect", f"cannot connect to {transport.safe_url}: {type(exc).__name__}: {exc}")
 
@@ -96,31 +111,39 @@ class _Progress:
         self.deadline.reschedule(asyncio.get_running_loop().time() + self.timeout_s)
 
 
-async def _exchange(ws: ClientConnection, machine: SessionMachine, protocol: str, pace: Pace,
+async def _exchange(ws: ClientConnection, machine: SessionMachine, codec: Codec, pace: Pace,
                     progress: _Progress) -> None:
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    async with background(_send(ws, outbox, machine, protocol, pace, progress)):
-        await _receive(ws, machine, outbox, progress)
+    async with background(_send(ws, outbox, machine, codec, pace, progress)):
+        if _feed(machine, codec.opened(), time.perf_counter(), outbox, progress):
+            return
+        await _receive(ws, machine, codec, outbox, progress)
 
 
-async def _receive(ws: ClientConnection, machine: SessionMachine, outbox: asyncio.Queue[dict[str, Any]],
-                   progress: _Progress) -> None:
-    async for frame in ws:
-        received = time.perf_counter()
-        try:
-            event = json.loads(frame)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            machine.abort("protocol", f"malformed server event (not JSON): {str(frame)[:120]!r}")
-            return
-        if not isinstance(event, dict):
-            machine.abort("protocol", f"malformed server event (not an object): {str(frame)[:120]!r}")
-            return
-        event = server_event_to_ga(event)
+def _feed(machine: SessionMachine, events: list[dict[str, Any]], received: float,
+          outbox: asyncio.Queue[dict[str, Any]], progress: _Progress) -> bool:
+    """Give the machine normalised events; True when the session is done."""
+    for event in events:
         if event.get("type") == "response.done":
             progress.made()
         for out in machine.on_event(event, received):
             outbox.put_nowait(out)
         if machine.done:
+            return True
+    return False
+
+
+async def _receive(ws: ClientConnection, machine: SessionMachine, codec: Codec,
+                   outbox: asyncio.Queue[dict[str, Any]], progress: _Progress) -> None:
+    async for frame in ws:
+        received = time.perf_counter()
+        try:
+            events = codec.decode(frame)
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            what = "not JSON" if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) else str(exc)
+            machine.abort("protocol", f"malformed server event ({what}): {str(frame)[:120]!r}")
+            return
+        if _feed(machine, events, received, outbox, progress):
             return
     machine.abort("disconnect", "the server closed the session before it was done")
 
@@ -130,7 +153,7 @@ def _audio_seconds(event: dict[str, Any]) -> float:
     return (len(data) * 3 // 4 - data[-2:].count("=")) / audio.BYTES_PER_SECOND
 
 
-async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], machine: SessionMachine, protocol: str,
+async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], machine: SessionMachine, codec: Codec,
                 pace: Pace, progress: _Progress) -> None:
     paced_until: float | None = None  # when the audio sent so far in this upload would have finished playing
     while True:
@@ -142,12 +165,13 @@ async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], mac
             if paced_until > now:
                 await asyncio.sleep(paced_until - now)
             paced_until += _audio_seconds(event)
-        frame = json.dumps(client_event_to_beta(event) if protocol == "beta" else event)
+        frames = codec.encode(event)
         # Stamped just before the write: a loopback write can wake the server and preempt this process
         # before `send` returns, so a stamp taken afterwards may fall after the server already has the event.
         machine.sent(event, time.perf_counter())
         try:
-            await ws.send(frame)
+            for frame in frames:
+                await ws.send(frame)
         except ConnectionClosed:
             return  # the receiver reads what the server sent before closing (often an `error` saying why) and reports
         if event["type"] == "input_audio_buffer.append":

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from s2s_eval import pricing, registry
-from s2s_eval.errors import UserError
-from s2s_eval.hosts import is_loopback
-
-OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
-AZURE_PATH = "/openai/v1/realtime"
+from s2s_eval.providers import Provider, Shutdown, get_provider, provider_names
 
 
 class LocalServerSettings(BaseModel):
@@ -40,8 +34,11 @@ class RunnerProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str = ""
-    provider: Literal["openai", "azure", "openai-compatible", "local"]
+    provider: str  # a name in s2s_eval.providers.PROVIDERS
     model: str  # the model id (OpenAI) or deployment name (Azure)
+    reasoning_effort: str | None = None  # reasoning models: sent as session.reasoning.effort
+    session_fields: dict[str, Any] = {}  # extra documented session fields, checked by the provider before connecting
+    provider_options: dict[str, Any] = {}  # protocol details the provider leaves configurable (see its docstring)
     url: str | None = None
     endpoint_env: str | None = None  # Azure: the variable holding https://<resource>.openai.azure.com
     auth_env: str | None = None
@@ -57,12 +54,28 @@ class RunnerProfile(BaseModel):
     vad: VadSettings = VadSettings()
     server: LocalServerSettings | None = None
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, name: str) -> str:
+        if name not in provider_names():
+            raise ValueError(f"unknown provider {name!r}; available: {', '.join(provider_names())}")
+        return name
+
+    @property
+    def api(self) -> Provider:
+        """The provider that talks to this profile's endpoint."""
+        return get_provider(self.provider)
+
+    def shutdown(self) -> Shutdown | None:
+        """The model's announced shutdown, if its provider knows of one."""
+        return self.api.shutdown(self.model)
+
     def public(self) -> dict[str, Any]:
         """The profile as recorded in a run's spec (it holds no secrets by construction)."""
         return self.model_dump(mode="json")
 
     def price(self) -> pricing.Price | None:
-        if self.pricing == "none":
+        if self.pricing == "none" or (self.pricing == "auto" and not self.api.priced):
             return None
         return pricing.price_for(self.model if self.pricing == "auto" else self.pricing)
 
@@ -72,45 +85,14 @@ def load_profile(name: str) -> RunnerProfile:
     return registry.load("runners", name, RunnerProfile, "model profile")
 
 
-def _azure_url(profile: RunnerProfile) -> str:
-    variable = profile.endpoint_env or "AZURE_OPENAI_ENDPOINT"
-    endpoint = os.environ.get(variable, "").strip()
-    if not endpoint:
-        raise UserError(f"{variable} is not set: the {profile.name} profile needs your Azure OpenAI endpoint "
-                        f"(export {variable}=https://<resource>.openai.azure.com)")
-    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-    return urlunsplit(("wss", parts.netloc, AZURE_PATH, "", ""))
-
-
 def endpoint(profile: RunnerProfile, url_override: str | None) -> str:
-    """The WebSocket URL of a profile, with the `model` query parameter (model id, or Azure deployment)."""
-    if url_override or profile.url:
-        url = url_override or profile.url
-    elif profile.provider == "openai":
-        url = OPENAI_REALTIME_URL
-    elif profile.provider == "azure":
-        url = _azure_url(profile)
-    else:
-        raise UserError(f"profile {profile.name!r} needs an endpoint: pass --url ws://HOST:PORT/v1/realtime")
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss"):
-        raise UserError(f"the endpoint must be a ws:// or wss:// URL, got {url!r}")
-    query = dict(parse_qsl(parts.query))
-    query.setdefault("model", profile.model)
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    """The WebSocket URL of a profile (its provider decides how the model is named in it)."""
+    return profile.api.endpoint(profile, url_override)
 
 
 def auth_headers(profile: RunnerProfile, url: str) -> dict[str, str]:
-    """The auth header from the profile's key variable (`Authorization: Bearer` or Azure's `api-key`).
+    """The auth header from the profile's key variable, as its provider sends it.
 
     A missing key stops the run at once, naming the variable, except for loopback URLs (a local server needs none).
     """
-    if not profile.auth_env:
-        return {}
-    key = os.environ.get(profile.auth_env, "").strip()
-    if key:
-        return {"api-key": key} if profile.auth_header == "api-key" else {"Authorization": f"Bearer {key}"}
-    if is_loopback(url):
-        return {}
-    raise UserError(f"{profile.auth_env} is not set: the {profile.name} profile needs an API key "
-                    f"(export {profile.auth_env}=...), or run offline with --model local")
+    return profile.api.auth_headers(profile, url)

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import platform
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from s2s_eval.log import (
     sum_usage,
     write_items,
 )
+from s2s_eval.providers import Codec
 from s2s_eval.runners.client import Pace, Transport, run_session
 from s2s_eval.runners.errors import TurnError
 from s2s_eval.runners.local_server import local_server
@@ -84,6 +86,7 @@ class RunOptions:
     turn_mode: TurnMode = "manual"
     pace: Pace | None = None  # default: burst for manual turns, realtime for VAD turns
     protocol: Literal["ga", "beta"] | None = None
+    reasoning_effort: str | None = None  # overrides the profile's (reasoning models only)
     voice: str | None = None
     output_modality: Literal["audio", "text"] | None = None
     input_modality: Literal["audio", "text"] = "audio"  # text: the question as an input_text item (no TTS)
@@ -114,25 +117,30 @@ def host_facts() -> dict[str, Any]:
 
 
 def effective_profile(options: RunOptions) -> RunnerProfile:
-    """The named profile with the run's command-line overrides applied."""
+    """The named profile with the run's command-line overrides applied, checked by its provider (an effort the
+    model does not take, a mistyped session field) before anything connects."""
     profile = load_profile(options.model)
     overrides: dict[str, Any] = {"protocol": options.protocol, "voice": options.voice,
+                                 "reasoning_effort": options.reasoning_effort,
                                  "turn_timeout_s": options.turn_timeout_s, "concurrency": options.concurrency,
                                  "output_modalities": [options.output_modality] if options.output_modality else None}
-    return profile.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    profile = profile.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    profile.api.check_profile(profile)
+    return profile
 
 
 def session_update(profile: RunnerProfile, spec: EvalSpec, mode: TurnMode) -> dict[str, Any]:
-    """The GA session: the eval's instructions, the profile's voice, and turn detection for the turn mode."""
+    """The GA session: the eval's instructions, the profile's voice, turn detection for the turn mode, and what the
+    provider adds from the profile (reasoning effort, extra session fields). Providers reshape it on the wire."""
     fmt = {"type": "audio/pcm", "rate": audio.SAMPLE_RATE}
     output: dict[str, Any] = {"format": fmt}
     if profile.voice:
         output["voice"] = profile.voice
     detection = None if mode == "manual" else {"type": "server_vad", **profile.vad.model_dump(),
                                                "create_response": True, "interrupt_response": True}
-    return {"type": "realtime", "output_modalities": list(profile.output_modalities),
-            "instructions": spec.instructions,
-            "audio": {"input": {"format": fmt, "turn_detection": detection}, "output": output}}
+    return profile.api.session_update(profile, {
+        "type": "realtime", "output_modalities": list(profile.output_modalities), "instructions": spec.instructions,
+        "audio": {"input": {"format": fmt, "turn_detection": detection}, "output": output}})
 
 
 def shard(samples: list[Sample], k: int, n: int) -> list[Sample]:
@@ -181,13 +189,20 @@ def _resumed_spec(journal: Journal, now: dict[str, Any], options: RunOptions) ->
 
 @contextlib.asynccontextmanager
 async def _transport(profile: RunnerProfile, options: RunOptions, run_dir: Path) -> AsyncIterator[Transport]:
+    api = profile.api
+
+    def codec() -> Codec:
+        return api.codec(profile)
+
     if profile.provider == "local" and not options.url:
         async with local_server(profile.server or LocalServerSettings(), run_dir / "server.log",
                                 compression=profile.compression) as server:
-            yield Transport(endpoint(profile, server.url), {}, profile.protocol, profile.compression)
+            yield Transport(endpoint(profile, server.url), api.headers(profile), profile.protocol,
+                            profile.compression, codec)
     else:
         url = endpoint(profile, options.url)
-        yield Transport(url, auth_headers(profile, url), profile.protocol, profile.compression)
+        yield Transport(url, {**api.headers(profile), **auth_headers(profile, url)}, profile.protocol,
+                        profile.compression, codec)
 
 
 class _StartPacer:
@@ -488,10 +503,16 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
           options: RunOptions, n_selected: int, judge: Judge | None,
           transcriber: asr.Transcriber | None) -> dict[str, Any]:
     local = profile.provider == "local" and not options.url
+    shutdown = profile.shutdown()
     return {
         "run_id": journal.run_dir.name, "started_at": _now(),
         "harness": provenance.harness(),
         "model": profile.public(),
+        "provider": {"name": profile.provider, "transport": profile.api.transport,
+                     "reasoning_effort": profile.reasoning_effort,
+                     "shutdown": None if shutdown is None else {"date": shutdown.date,
+                                                                "replacement": shutdown.replacement,
+                                                                "source": shutdown.source}},
         "endpoint": "embedded server (loopback)" if local else endpoint(profile, options.url),
         "eval": spec.public(), "grader": {"name": spec.grader, "version": grader_version(spec.grader)},
         "dataset": source, "tts": synth.describe(),
@@ -520,6 +541,10 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
         raise UserError("--input text needs --turn-mode manual: there is no speech for the server to detect")
     if profile.provider != "local" or options.url:
         auth_headers(profile, endpoint(profile, options.url))  # a missing key stops the run before any work
+    profile.api.codec(profile)  # so does a provider whose client is not built yet
+    shutdown = profile.shutdown()
+    if shutdown is not None:
+        print(shutdown.warning(profile.model), file=sys.stderr)
     samples, source = load_samples(spec, options.data_dir or default_data_dir())
     selected = select(samples, options.ids, options.limit)
     if options.shard:

@@ -5,6 +5,7 @@ moves frames and enforces limits: message size (close 1009), concurrent sessions
 (`session_expired`, close 1001) and, when an API key is configured, authentication (HTTP 401). A non-loopback bind
 needs a key. Beta-shaped clients (`OpenAI-Beta: realtime=v1`, the `openai-beta.realtime-v1` subprotocol, or
 `--protocol beta`) are translated at the edge by `beta.py`, or refused as OpenAI does today (`--beta reject`).
+`--protocol grok` makes every session behave as xAI Grok Voice documents it (`grok.py`).
 `--protocol gemini` serves Gemini Live instead (`gemini_app.py`); `--tls-cert`/`--tls-key` serve wss://.
 """
 
@@ -34,7 +35,7 @@ from websockets.http11 import Request, Response
 from s2s_eval import audio
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
-from s2s_eval.server import API_KEY_ENV, beta, gemini_app, responses
+from s2s_eval.server import API_KEY_ENV, beta, gemini_app, grok, responses
 from s2s_eval.server.engines import Engine, make_engine
 from s2s_eval.server.faults import FaultConfig, FaultPlan
 from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
@@ -64,7 +65,7 @@ class ServerConfig:
     compression: bool = False  # permessage-deflate costs milliseconds per audio frame; off unless asked
     faults: FaultConfig = FaultConfig()
     api_key: str | None = None
-    protocol: Literal["ga", "beta", "gemini"] = "ga"
+    protocol: Literal["ga", "beta", "grok", "gemini"] = "ga"
     beta: Literal["accept", "reject"] = "accept"
     max_sessions: int = 1000
     max_session_s: float = 3600.0
@@ -130,6 +131,7 @@ class Connection:
         assert request is not None
         self.query = parse_qs(urlsplit(request.path).query)
         self.beta = _wants_beta(request, self.config)
+        self.grok = self.config.protocol == "grok"
         self.number = next(shared.session_numbers)
         self.session = RealtimeSession(model=(self.query.get("model") or [self.config.model])[0],
                                        max_buffer_bytes=int(self.config.max_buffer_s * audio.BYTES_PER_SECOND))
@@ -144,6 +146,11 @@ class Connection:
             if translated is None:
                 return
             frame = translated if isinstance(translated, str) else json.dumps(translated)
+        elif self.grok and frame.startswith("{") and frame.endswith("}"):
+            grok_event = grok.server_event_to_grok(json.loads(frame))
+            if grok_event is None:
+                return
+            frame = json.dumps(grok_event)
         await self.ws.send(frame)
 
     async def send(self, *events: dict[str, Any]) -> None:
@@ -170,7 +177,10 @@ class Connection:
                 await self.fatal(ProtocolError("invalid_intent", f"This reference server does not support {what} "
                                                "sessions; connect with ?model=... only."))
                 return
-            await self.send(self.session.created(), *(beta.after_created(self.session) if self.beta else []))
+            if self.grok:
+                await self.send(*grok.first_events(self.session))
+            else:
+                await self.send(self.session.created(), *(beta.after_created(self.session) if self.beta else []))
             async for frame in self.ws:
                 await self.on_frame(frame, time.perf_counter())
                 # Reading a backlog of queued frames never suspends: yield, or one client's burst upload would
@@ -217,6 +227,8 @@ class Connection:
             return
         if self.beta and isinstance(event, dict):
             event = beta.client_event_to_ga(event)
+        elif self.grok and isinstance(event, dict):
+            event = grok.client_event_to_ga(event)
         outcome = self.session.handle(event)
         await self.send(*outcome.events)
         for state in outcome.start:
