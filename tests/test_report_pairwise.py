@@ -41,9 +41,14 @@ def expected() -> dict[tuple[str, str], float]:
     return adjusted
 
 
+def short(label: str) -> str:
+    return label.split(" (", 1)[0]
+
+
 def test_pairwise_table_is_holm_corrected_and_equal_models_are_not_distinguishable(tmp_path: Path) -> None:
     html = three_models(tmp_path).read_text(encoding="utf-8")
-    rows = tables(html)["pairwise"]
+    # Labels read `profile (provider/model · effort E)`: the profile name is the part before the bracket.
+    rows = [[short(r[0]), short(r[1]), *r[2:]] for r in tables(html)["pairwise"]]
     assert [(r[0], r[1]) for r in rows] == [("alpha", "beta"), ("alpha", "gamma"), ("beta", "gamma")]
     holm = expected()
     for row in rows:
@@ -77,7 +82,8 @@ def test_pairwise_view_renders_in_chromium(tmp_path: Path) -> None:
         assert page.evaluate("document.documentElement.dataset.ready") == "1", page.problems
         cells = page.evaluate("""Array.from(document.querySelectorAll('table.distinguishable td[data-pair]'))
             .map(td => [td.dataset.pair, td.className, td.innerText.trim(), td.getBoundingClientRect().width > 0])""")
-        shown = {pair: (cls.split()[-1], text, visible) for pair, cls, text, visible in cells}
+        shown = {" | ".join(short(x) for x in pair.split(" | ")): (cls.split()[-1], text, visible)
+                 for pair, cls, text, visible in cells}
         assert shown["alpha | beta"][0] == "no" and shown["alpha | beta"][1].startswith("≈")
         assert shown["alpha | gamma"][0] == "yes" and shown["beta | gamma"][0] == "yes"
         assert all(visible for _, _, visible in shown.values())
