@@ -206,11 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fault-rate", type=float, default=0.0, help="share of responses that get a fault")
     serve.add_argument("--seed", type=int, default=0, help="seed for faults and jitter (deterministic per sample)")
     serve.add_argument("--api-key", help=f"require this key from clients (default: ${{{API_KEY_ENV}}})")
-    serve.add_argument("--protocol", choices=("ga", "beta", "grok"), default="ga", help="beta: every session speaks "
-                       "the beta shape (clients can also ask with OpenAI-Beta: realtime=v1); grok: as xAI Grok Voice "
-                       "documents it (conversation.created first, flat session, token totals only)")
+    serve.add_argument("--protocol", choices=("ga", "beta", "grok", "gemini"), default="ga", help="beta: every "
+                       "session speaks the beta shape (clients can also ask with OpenAI-Beta: realtime=v1); grok: as "
+                       "xAI Grok Voice documents it (conversation.created first, flat session, token totals only); "
+                       "gemini: Gemini Live (BidiGenerateContent) instead of the Realtime protocol")
     serve.add_argument("--beta", choices=("accept", "reject"), default="accept", help="reject: refuse beta clients "
                        "with beta_api_shape_disabled, as OpenAI does today")
+    serve.add_argument("--tls-cert", type=Path, help="serve wss:// with this PEM certificate chain (needs --tls-key; "
+                       "Google's SDK dials only wss://)")
+    serve.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
     serve.add_argument("--max-sessions", type=_positive_int, default=1000)
     serve.add_argument("--max-session-s", type=float, default=3600.0, help="session_expired after this long")
     serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (off by default)")
@@ -404,7 +408,7 @@ def _serve(args: argparse.Namespace) -> int:
                           first_audio_delay_ms=args.first_audio_delay_ms, compression=args.compression, faults=faults,
                           api_key=args.api_key or api_key_from_env(), protocol=args.protocol, beta=args.beta,
                           max_sessions=args.max_sessions, max_session_s=args.max_session_s,
-                          stamp_send_time=args.stamp_send_time)
+                          stamp_send_time=args.stamp_send_time, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
     def ready(url: str) -> None:
         if args.ready_json:

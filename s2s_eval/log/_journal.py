@@ -67,6 +67,24 @@ def parse_record(data: Any, where: str) -> SampleRecord:
     return record
 
 
+def _parse_line(line: str, where: str) -> SampleRecord:
+    """One journal line, validated straight from its JSON (the fast path, about twice as fast as parsing then
+    validating); anything unusual takes the slow path, which says precisely what is wrong."""
+    try:
+        record = SampleRecord.model_validate_json(line)
+    except ValidationError:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            raise DataError(f"{where}: not a JSON line; the journal is corrupt") from None
+        return parse_record(data, where)
+    if "schema_version" not in record.model_fields_set:
+        record.schema_version = 0  # written before versioning
+    elif record.schema_version > SCHEMA_VERSION:
+        _version({"schema_version": record.schema_version}, where)  # refuses, in one line
+    return record
+
+
 def sample_records(run_dir: Path) -> Iterator[SampleRecord]:
     """Yield the journaled records of a run, typed; a torn final line (crash mid-write) is skipped."""
     path = Path(run_dir) / SAMPLES
@@ -80,11 +98,7 @@ def sample_records(run_dir: Path) -> Iterator[SampleRecord]:
                 return
             if not line.strip():
                 continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{path}:{number}: not a JSON line; the journal is corrupt") from None
-            yield parse_record(data, f"{path}:{number}")
+            yield _parse_line(line, f"{path}:{number}")
 
 
 def read_records(run_dir: Path) -> Iterator[dict[str, Any]]:

@@ -6,6 +6,7 @@ moves frames and enforces limits: message size (close 1009), concurrent sessions
 needs a key. Beta-shaped clients (`OpenAI-Beta: realtime=v1`, the `openai-beta.realtime-v1` subprotocol, or
 `--protocol beta`) are translated at the edge by `beta.py`, or refused as OpenAI does today (`--beta reject`).
 `--protocol grok` makes every session behave as xAI Grok Voice documents it (`grok.py`).
+`--protocol gemini` serves Gemini Live instead (`gemini_app.py`); `--tls-cert`/`--tls-key` serve wss://.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import ssl
 import sys
 import time
 from collections import Counter
@@ -33,9 +35,10 @@ from websockets.http11 import Request, Response
 from s2s_eval import audio
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
-from s2s_eval.server import API_KEY_ENV, beta, grok, responses
+from s2s_eval.server import API_KEY_ENV, beta, gemini_app, grok, responses
 from s2s_eval.server.engines import Engine, make_engine
 from s2s_eval.server.faults import FaultConfig, FaultPlan
+from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
 from s2s_eval.server.streaming import ResponseStream, Wire
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
@@ -47,10 +50,6 @@ PATHS = ("/v1/realtime", "/realtime")
 # One 15 MiB append, base64-encoded (20 MiB) in its JSON envelope, still fits: it earns an `error`, not a close.
 MAX_MESSAGE_BYTES = 24 * 1024 * 1024
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-# Deeper events are refused as unparseable. Found by fuzzing: past ~1000 levels Python's JSON decoder, and past
-# ~500 `copy.deepcopy`, raise RecursionError, which took the session down. 128 is serde_json's default limit; the
-# real service's limit is unverified.
-MAX_EVENT_DEPTH = 128
 BETA_DISABLED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
 
 
@@ -66,17 +65,31 @@ class ServerConfig:
     compression: bool = False  # permessage-deflate costs milliseconds per audio frame; off unless asked
     faults: FaultConfig = FaultConfig()
     api_key: str | None = None
-    protocol: Literal["ga", "beta", "grok"] = "ga"
+    protocol: Literal["ga", "beta", "grok", "gemini"] = "ga"
     beta: Literal["accept", "reject"] = "accept"
     max_sessions: int = 1000
     max_session_s: float = 3600.0
     max_buffer_s: float = 600.0
     stamp_send_time: bool = False  # add `s2s_sent_at` (monotonic) to each first content delta, for selftest
+    tls_cert: Path | None = None  # serve wss:// with this certificate chain (PEM) and key
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host) and not self.api_key:
             raise UserError(f"binding {self.host} exposes the server beyond this machine: give it a key with "
                             f"--api-key or {API_KEY_ENV}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise UserError("TLS needs both --tls-cert and --tls-key")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise UserError(f"cannot load the TLS certificate {self.tls_cert} and key {self.tls_key}: {exc}") from None
+        return context
 
 
 @dataclass
@@ -204,7 +217,7 @@ class Connection:
             return
         try:
             event = json.loads(frame)
-            if _nested_deeper_than(event, MAX_EVENT_DEPTH):
+            if nested_deeper_than(event, MAX_EVENT_DEPTH):
                 raise RecursionError
         except (json.JSONDecodeError, RecursionError) as err:
             reason = err.msg if isinstance(err, json.JSONDecodeError) else \
@@ -234,24 +247,16 @@ class Connection:
                              received, stamp=self.config.stamp_send_time).run()
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether parsed JSON nests arrays/objects more than `limit` levels deep (iterative: no recursion limit)."""
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
 def _handshake_check(shared: Shared) -> Callable[[ServerConnection, Request], Response | None]:
     def check(connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
-        if path not in PATHS:
+        if shared.config.protocol == "gemini":
+            # Google checks the key after the handshake (gemini_app.py): only the path and the load are checked here.
+            if gemini_app.api_version(request) is None:
+                return connection.respond(404, f"Not found: the Gemini Live endpoint is {gemini_app.DEFAULT_PATH}\n")
+        elif path not in PATHS:
             return connection.respond(404, f"Not found: the Realtime endpoint is {PATHS[0]}\n")
-        if shared.config.api_key and not _authorised(request, shared.config.api_key):
+        elif shared.config.api_key and not _authorised(request, shared.config.api_key):
             return connection.respond(401, "Unauthorized: send Authorization: Bearer <key> or api-key: <key>\n")
         if shared.sessions >= shared.config.max_sessions:
             log.warning("refused a session: %d open, the limit", shared.sessions)
@@ -268,7 +273,8 @@ def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def running(config: ServerConfig) -> AsyncIterator[tuple[Server, str]]:
-    """Run the server in this event loop; yields the server and its ws:// URL (port 0 picks a free port)."""
+    """Run the server in this event loop; yields the server and its ws:// (wss:// with TLS) URL (port 0 picks a
+    free port)."""
     engine = make_engine(config.engine, config.script)
     speech = Synthesizer(config.tts)
     # Only the first sentence of an answer must be ready at its first-audio deadline; have those at hand.
@@ -281,15 +287,18 @@ async def running(config: ServerConfig) -> AsyncIterator[tuple[Server, str]]:
     async def handler(ws: ServerConnection) -> None:
         shared.sessions += 1
         try:
-            await Connection(ws, shared).run()
+            await (gemini_app.GeminiConnection(ws, shared) if config.protocol == "gemini" else
+                   Connection(ws, shared)).run()
         finally:
             shared.sessions -= 1
 
     async with serve(handler, config.host, config.port, compression="deflate" if config.compression else None,
                      max_size=MAX_MESSAGE_BYTES, process_request=_handshake_check(shared),
-                     select_subprotocol=_select_subprotocol) as server:
+                     select_subprotocol=_select_subprotocol, ssl=config.ssl_context()) as server:
         host, port = next(iter(server.sockets)).getsockname()[:2]
-        yield server, f"ws://{config.host}:{port}{PATHS[0]}"
+        scheme = "wss" if config.tls_cert else "ws"
+        path = gemini_app.DEFAULT_PATH if config.protocol == "gemini" else PATHS[0]
+        yield server, f"{scheme}://{config.host}:{port}{path}"
 
 
 async def serve_forever(config: ServerConfig, on_ready: Callable[[str], None], *,

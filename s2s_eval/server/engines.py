@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from s2s_eval.errors import DataError, UserError
-from s2s_eval.server.protocol import RealtimeSession, ResponseState
+from s2s_eval.server.protocol import ResponseState
 
 DEFAULT_ANSWER = "This is the s2s-eval reference server. I have no scripted answer for this question."
 
@@ -35,10 +35,16 @@ class Reply:
     first_audio_delay_ms: float | None = None
 
 
+class Conversation(Protocol):
+    """What an engine reads of a session (a Realtime or a Gemini Live one): the audio of its items."""
+
+    item_audio: dict[str, bytes]
+
+
 class Engine(Protocol):
     name: str
 
-    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+    def reply(self, session: Conversation, state: ResponseState, turn: int) -> Reply:
         """Decide the reply to the response `state`; `turn` counts this sample's earlier responses in the session.
 
         Called on the event loop: must be fast and must not synthesise speech (the server does that).
@@ -64,7 +70,7 @@ class EchoEngine:
 
     name = "echo"
 
-    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+    def reply(self, session: Conversation, state: ResponseState, turn: int) -> Reply:
         item = last_user_message(state.context)
         if item is None:
             return Reply(text="")
@@ -140,7 +146,7 @@ class ScriptedEngine:
     def __init__(self, script: dict[str, list[ScriptedResponse]]) -> None:
         self.script = script
 
-    def reply(self, session: RealtimeSession, state: ResponseState, turn: int) -> Reply:
+    def reply(self, session: Conversation, state: ResponseState, turn: int) -> Reply:
         sample_id = state.sample_id
         responses = self.script.get(sample_id) or self.script.get("*")
         if not responses:

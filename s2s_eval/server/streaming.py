@@ -50,6 +50,36 @@ async def sleep_until(deadline: float) -> None:
         pass
 
 
+async def speak(speech: Synthesizer, text: str) -> bytes:
+    """The speech of one sentence: from the TTS cache at once, else synthesised in a worker thread."""
+    if not text.strip():
+        return b""
+    if speech.cached(text):
+        # A cached clip is a ~0.4 ms file read: do it here. Through `asyncio.to_thread` it waits for the GIL
+        # behind the busy loop; at 200 sessions that took ~300 ms and missed most first-audio deadlines
+        # (benchmarks/server_sessions.py). Only real synthesis, which takes far longer, goes to a thread.
+        pcm = speech.speech(text)
+        # Still yield once per sentence: without it a cached answer streamed start to finish in one go, and
+        # client events (a second response.create, response.cancel, barge-in audio) could not interleave.
+        await asyncio.sleep(0)
+        return pcm
+    return await asyncio.to_thread(speech.speech, text)
+
+
+async def until_deadline(deadline: float, woken: asyncio.Event, cancelled: Callable[[], bool]) -> None:
+    """`sleep_until(deadline)`, but a cancel (which sets `woken`) ends the wait: a cancelled response (client
+    cancel, barge-in) ends at once, as on the real service, not when its first audio would have been due."""
+    remaining = deadline - time.perf_counter() - SPIN_S
+    if remaining > 0 and not cancelled():
+        try:
+            async with asyncio.timeout(remaining):
+                await woken.wait()
+        except TimeoutError:
+            pass
+    if not cancelled():
+        await sleep_until(deadline)
+
+
 class Dropped(Exception):
     """The `disconnect` fault dropped the socket: stop streaming."""
 
@@ -172,19 +202,7 @@ class ResponseStream:
                 message.keep_only(deltas[:sent])
 
     async def _speak(self, text: str) -> bytes:
-        """The speech of one sentence: from the TTS cache at once, else synthesised in a worker thread."""
-        if not text.strip():
-            return b""
-        if self.speech.cached(text):
-            # A cached clip is a ~0.4 ms file read: do it here. Through `asyncio.to_thread` it waits for the GIL
-            # behind the busy loop; at 200 sessions that took ~300 ms and missed most first-audio deadlines
-            # (benchmarks/server_sessions.py). Only real synthesis, which takes far longer, goes to a thread.
-            pcm = self.speech.speech(text)
-            # Still yield once per sentence: without it a cached answer streamed start to finish in one go, and
-            # client events (a second response.create, response.cancel, barge-in audio) could not interleave.
-            await asyncio.sleep(0)
-            return pcm
-        return await asyncio.to_thread(self.speech.speech, text)
+        return await speak(self.speech, text)
 
     def _within_budget(self, text: str, pcm: bytes) -> tuple[str, bytes]:
         """Cut a segment to the tokens left under `max_output_tokens` (then the response ends `incomplete`)."""
@@ -224,17 +242,7 @@ class ResponseStream:
         return len(frames)
 
     async def _until_deadline(self, deadline: float) -> None:
-        """`sleep_until(deadline)`, but a cancel wakes it: a cancelled response (client cancel, barge-in) ends at
-        once, as on the real service, not when its first audio would have been due."""
-        remaining = deadline - time.perf_counter() - SPIN_S
-        if remaining > 0 and not self.cancelled:
-            try:
-                async with asyncio.timeout(remaining):
-                    await self.woken.wait()
-            except TimeoutError:
-                pass
-        if not self.cancelled:
-            await sleep_until(deadline)
+        await until_deadline(deadline, self.woken, lambda: self.cancelled)
 
     async def _after_first_content(self) -> None:
         if self.draw.fault == "disconnect":
