@@ -333,6 +333,23 @@ async def test_a_full_turn_sends_only_messages_the_sdk_types_accept(data_dir: Pa
                                     "realtimeInput.activityEnd"]
 
 
+async def test_a_vad_turn_streams_audio_without_activity_messages(data_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Server detection on: audio and trailing silence in real time, no activityStart/End; the server's VAD ends
+    the turn, so the first audio comes at least the silence duration after the last voiced sample (time zero)."""
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    async with validating_server(tmp_path, [{"sample_id": "*", "responses": [{"text": ANSWER}]}]) as (
+            url, received, failures):
+        run_dir, _ = await execute(RunOptions(model="gemini-compatible", eval="big_bench_audio", limit=1, url=url,
+                                              out=tmp_path / "run", data_dir=data_dir, progress=False,
+                                              turn_mode="vad"))
+    record = next(iter(read_records(run_dir)))
+    assert failures == [] and record["status"] == "ok" and record["response_text"] == ANSWER
+    assert first_keys(received) == ["setup", "realtimeInput.audio"]
+    assert received[0]["setup"]["realtimeInputConfig"]["automaticActivityDetection"]["disabled"] is False
+    assert record["latency"]["ttfa_ms"] >= 500  # the profile's silence_duration_ms
+
+
 @pytest.mark.parametrize("fault", FAULT_KINDS)
 async def test_each_fault_kind_is_classified_and_every_frame_conforms(fault: str, data_dir: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
