@@ -84,7 +84,7 @@ class RunOptions:
     progress: bool = True
     save_audio: bool = True
     turn_mode: TurnMode = "manual"
-    pace: Pace | None = None  # default: burst for manual turns, realtime for VAD turns
+    pace: Pace | None = None  # default: `effective_pace` (burst for manual turns, realtime for VAD and Gemini)
     protocol: Literal["ga", "beta"] | None = None
     reasoning_effort: str | None = None  # overrides the profile's (reasoning models only)
     voice: str | None = None
