@@ -369,6 +369,19 @@ async def test_each_fault_kind_is_classified_and_every_frame_conforms(fault: str
         assert record["error"]["message"].startswith("Gemini closed the session (10")
 
 
+async def test_go_away_then_the_session_limit_is_session_expired(data_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    slow = [{"sample_id": "*", "responses": [{"text": ANSWER, "first_audio_delay_ms": 5000}]}]
+    async with validating_server(tmp_path, slow, max_session_s=1.0) as (url, received, failures):
+        run_dir, _ = await execute(RunOptions(model="gemini-compatible", eval="big_bench_audio", limit=1, url=url,
+                                              out=tmp_path / "run", data_dir=data_dir, progress=False, pace="burst",
+                                              max_attempts=1))
+    record = next(iter(read_records(run_dir)))
+    assert failures == []
+    assert (record["error"]["kind"], record["error"]["class"]) == ("session_expired", "transient"), record["error"]
+
+
 # -- tools and history ------------------------------------------------------------------------------------------
 
 
