@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(time zero = response.create sent); vad: the server detects the end of speech (time zero = "
                      "the last voiced sample sent)")
     run.add_argument("--pace", choices=("burst", "realtime"), help="upload audio at once or in real time "
-                     "(default: burst for manual, realtime for vad)")
+                     "(default: burst for manual, realtime for vad and for Gemini, whose turn end gets no reply)")
     run.add_argument("--protocol", choices=("ga", "beta"), help="override the profile's protocol shape")
     run.add_argument("--voice", help="override the profile's output voice")
     run.add_argument("--reasoning-effort", metavar="EFFORT",

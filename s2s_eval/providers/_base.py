@@ -11,7 +11,11 @@ writes as plain dicts. A provider translates at the socket, in both directions, 
   (`response.output_item.done` with a `function_call` item), usage (`response.done.response.usage`), and
   `error` with the `type`/`code` that `runners/errors.classify_error` turns into a failure class;
 - `Codec.closed(code, reason)`: a WebSocket close → a failure kind, for protocols that report errors as close
-  codes (Gemini's 1007/1008/1011).
+  codes (Gemini's 1007/1008/1011);
+- `Codec.replies()`: events the codec answers itself for what it just sent, where the vendor sends no
+  acknowledgement (Gemini has no `input_audio_buffer.committed`); the client feeds them to the machine after the send;
+- `Codec.session_headers(metadata)`: handshake headers of one session (the reference server's
+  `X-S2S-Sample-Id` for a protocol with no per-request metadata).
 
 Codecs do no I/O, so they are tested with plain dicts. The session state machine, grading, journal and reports never
 see a vendor's own shapes.
@@ -69,6 +73,14 @@ class Codec:
         """A close frame as (failure kind, message); None: an ordinary disconnect."""
         return None
 
+    def replies(self) -> list[dict[str, Any]]:
+        """Events answered locally for the frames encoded so far (taken once); GA's server answers everything."""
+        return []
+
+    def session_headers(self, metadata: dict[str, str]) -> dict[str, str]:
+        """Handshake headers for one session, from the plan's metadata (GA names the sample in each request)."""
+        return {}
+
 
 class Provider:
     """One vendor protocol. Subclasses are listed once in `_registry.PROVIDERS` and imported only when used.
@@ -86,6 +98,9 @@ class Provider:
     efforts: ClassVar[tuple[str, ...]] = ()  # reasoning efforts this provider's API accepts; () = none
     protocols: ClassVar[tuple[str, ...]] = ("ga",)  # the profile `protocol:` shapes it speaks
     priced: ClassVar[bool] = True  # does the vendor publish per-token prices for `pricing.py`?
+    # Does the server acknowledge a manual turn's end before the client asks for the answer (GA's
+    # `input_audio_buffer.committed`)? Without one, manual turns upload at real time by default (run.py).
+    acknowledges_turn_end: ClassVar[bool] = True
 
     # -- connection -------------------------------------------------------------------------------------------
 

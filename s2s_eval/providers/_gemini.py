@@ -1,28 +1,27 @@
-"""Google Gemini Live (BidiGenerateContent over WebSocket): URL and key today; the codec is the next step.
+"""Google Gemini Live (BidiGenerateContent over WebSocket): URL, key, options and the codec that speaks it.
 
-How it fits the provider layer (facts in the shared `gemini-live-protocol.md`):
+How it fits the provider layer (facts in the shared `gemini-live-protocol.md`; the event tables in
+`_gemini_codec.py`, the set-up mapping in `_gemini_setup.py`):
 
 - `endpoint`: the v1beta `BidiGenerateContent` URL; the model goes in the `setup` message, not the URL.
 - `auth_headers`: `x-goog-api-key` (never `?key=`, which would put the key in logged URLs).
-- `Codec.opened()` returns a synthetic `session.created`, because Gemini's server speaks only after `setup`;
-  `encode(session.update)` → `setup` (voice → `speechConfig`, `turn_detection: null` →
-  `automaticActivityDetection.disabled`, transcription on both sides), input audio appends → `realtimeInput.audio`
-  resampled to 16 kHz, commit → `activityEnd` (answered locally with `input_audio_buffer.committed`),
-  `response.create` → nothing (the turn end asks for the answer), tool outputs → `toolResponse`.
-- `decode` (JSON in binary frames): `setupComplete` → `session.updated`; `serverContent.modelTurn` audio →
-  `response.created` (first) + `response.output_audio.delta`; `outputTranscription` →
-  `response.output_audio_transcript.delta`; `toolCall` → `response.output_item.done` function calls;
-  `turnComplete` (+ `usageMetadata`) → `response.done` with usage mapped to GA's token details.
-- `closed`: 1007 → invalid_request, 1008 → invalid_request (unknown model) or session_expired after `goAway`,
-  1011 → rate_limited when the reason says quota, else server_error.
+- `codec`: a `GeminiCodec` per session. The runner's own WebSocket client moves its frames and stamps their
+  times; the codec parses plain JSON (never the SDK's types, whose first parse costs tens of milliseconds).
+- Not priced: Google bills Live audio per token at rates this project has not cited yet (`pricing.py`).
+
+`gemini-compatible` is the same protocol at any `--url` (the reference server: `s2s-eval serve --protocol
+gemini`), with the key optional for loopback URLs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from s2s_eval.errors import UserError
 from s2s_eval.providers._base import Codec, Provider
+from s2s_eval.providers._gemini_codec import GeminiCodec
 from s2s_eval.providers._urls import with_model
 
 if TYPE_CHECKING:
@@ -32,6 +31,14 @@ GEMINI_LIVE_URL = ("wss://generativelanguage.googleapis.com/ws/"
                    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent")
 
 
+class GeminiOptions(BaseModel):
+    """What a profile may set under `provider_options:` for Gemini Live."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    generation_config: dict[str, Any] = {}  # merged into setup.generationConfig (e.g. temperature, thinkingConfig)
+    sample_header: bool = True  # send X-S2S-Sample-Id (the reference server's per-session sample id)
+
+
 class Gemini(Provider):
     """Gemini Live API."""
 
@@ -39,6 +46,7 @@ class Gemini(Provider):
     default_url = GEMINI_LIVE_URL
     key_env = "GEMINI_API_KEY"
     priced = False  # Google prices Live audio per token at its own rates; not in the table yet
+    acknowledges_turn_end = False  # `activityEnd` gets no reply: the audio before it must not be a backlog
 
     def endpoint(self, profile: RunnerProfile, url_override: str | None) -> str:
         return with_model(url_override or self.base_url(profile), profile.model, parameter="")
@@ -47,6 +55,32 @@ class Gemini(Provider):
         key = self.key(profile, url)
         return {"x-goog-api-key": key} if key else {}
 
+    def options(self, profile: RunnerProfile) -> GeminiOptions:
+        try:
+            return GeminiOptions.model_validate(profile.provider_options)
+        except ValueError as exc:
+            raise UserError(f"profile {profile.name}: provider_options: {str(exc).splitlines()[-1]}") from None
+
+    def check_profile(self, profile: RunnerProfile) -> None:
+        super().check_profile(profile)
+        self.options(profile)
+        if profile.session_fields:
+            raise UserError(f"profile {profile.name}: session_fields are OpenAI Realtime session fields; for Gemini "
+                            "use provider_options.generation_config")
+
     def codec(self, profile: RunnerProfile) -> Codec:
-        raise UserError(f"the {profile.name} profile needs the Gemini Live client codec, which is not built yet "
-                        "(the provider's URL and key are; see s2s_eval/providers/_gemini.py)")
+        options = self.options(profile)
+        return GeminiCodec(profile.model, options.generation_config, options.sample_header)
+
+
+class GeminiCompatible(Gemini):
+    """Any Gemini Live server at `--url` (the reference server, a proxy); unpriced, key optional on loopback."""
+
+    name = "gemini-compatible"
+    default_url = None
+
+    def base_url(self, profile: RunnerProfile) -> str:
+        if profile.url:
+            return profile.url
+        raise UserError(f"profile {profile.name!r} needs an endpoint: pass --url ws://HOST:PORT/ws/google.ai."
+                        "generativelanguage.v1beta.GenerativeService.BidiGenerateContent")

@@ -22,6 +22,7 @@ PROVIDERS: dict[str, str] = {
     "local": "s2s_eval.providers._openai:Local",
     "xai": "s2s_eval.providers._xai:XAI",
     "gemini": "s2s_eval.providers._gemini:Gemini",
+    "gemini-compatible": "s2s_eval.providers._gemini:GeminiCompatible",
 }
 
 

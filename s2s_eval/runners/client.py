@@ -4,7 +4,10 @@ Two tasks share a socket. The receiver stamps every frame with the monotonic clo
 provider's codec normalise it to GA events (`s2s_eval.providers`) and feeds the machine; what the machine answers
 goes to an outbox. The sender drains the outbox, in real time for audio when `pace="realtime"` (each append leaves
 when the audio before it would have finished playing), has the codec encode each event, and stamps it as it is
-handed to the socket. The sender runs beside the receiver in one TaskGroup
+handed to the socket; the event that starts a response's clock is stamped only once every frame queued before it
+has left the process (a protocol with no turn-end acknowledgement, like Gemini's `activityEnd`, would otherwise
+stamp time zero while a burst of audio is still queued ahead of it). The sender runs beside the receiver in one
+TaskGroup
 (`tasks.background`), so it never outlives the session and a cancellation always propagates. No
 permessage-deflate is offered unless asked: it costs milliseconds per audio frame.
 """
@@ -75,8 +78,9 @@ async def run_session(transport: Transport, machine: SessionMachine, *, timeout_
     last `response.done` (each tool round and each turn gets its own). Safe to cancel: cancellation closes the
     socket and propagates.
     """
-    headers = {**transport.headers, **({"OpenAI-Beta": "realtime=v1"} if transport.protocol == "beta" else {})}
     codec = transport.new_codec()
+    headers = {**transport.headers, **({"OpenAI-Beta": "realtime=v1"} if transport.protocol == "beta" else {}),
+               **codec.session_headers(machine.plan.metadata)}
     try:
         async with asyncio.timeout(timeout_s) as deadline:
             progress = _Progress(deadline, timeout_s)
@@ -148,6 +152,23 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, codec: Codec,
     machine.abort("disconnect", "the server closed the session before it was done")
 
 
+async def _flushed(ws: ClientConnection) -> None:
+    """Wait until every frame written so far has left this process (is in the kernel's hands).
+
+    The transport's write-buffer limits are dropped to zero for the wait, so websockets' own flow control (`drain`)
+    resumes exactly when the buffer is empty; then they are put back.
+    """
+    transport = ws.transport
+    if not transport.get_write_buffer_size():
+        return
+    low, high = transport.get_write_buffer_limits()
+    transport.set_write_buffer_limits(high=0, low=0)
+    try:
+        await ws.drain()
+    finally:
+        transport.set_write_buffer_limits(high=high, low=low)
+
+
 def _audio_seconds(event: dict[str, Any]) -> float:
     data = event.get("audio") or ""
     return (len(data) * 3 // 4 - data[-2:].count("=")) / audio.BYTES_PER_SECOND
@@ -166,6 +187,8 @@ async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], mac
                 await asyncio.sleep(paced_until - now)
             paced_until += _audio_seconds(event)
         frames = codec.encode(event)
+        if machine.starts_clock(event):
+            await _flushed(ws)
         # Stamped just before the write: a loopback write can wake the server and preempt this process
         # before `send` returns, so a stamp taken afterwards may fall after the server already has the event.
         machine.sent(event, time.perf_counter())
@@ -176,5 +199,8 @@ async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], mac
             return  # the receiver reads what the server sent before closing (often an `error` saying why) and reports
         if event["type"] == "input_audio_buffer.append":
             progress.made()
+        if _feed(machine, codec.replies(), time.perf_counter(), outbox, progress):
+            await ws.close()  # the receiver is waiting on the socket: closing ends its loop
+            return
         if outbox.empty() or pace == "burst":
             await asyncio.sleep(0)  # a burst never waits on the socket: let other sessions' frames be stamped

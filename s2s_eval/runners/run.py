@@ -84,7 +84,7 @@ class RunOptions:
     progress: bool = True
     save_audio: bool = True
     turn_mode: TurnMode = "manual"
-    pace: Pace | None = None  # default: burst for manual turns, realtime for VAD turns
+    pace: Pace | None = None  # default: `effective_pace` (burst for manual turns, realtime for VAD and Gemini)
     protocol: Literal["ga", "beta"] | None = None
     reasoning_effort: str | None = None  # overrides the profile's (reasoning models only)
     voice: str | None = None
@@ -97,9 +97,13 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
     perturb: Perturbation | None = None  # replaces the eval's perturbation (the `sweep` command sets one per level)
 
-    @property
-    def effective_pace(self) -> Pace:
-        return self.pace or ("realtime" if self.turn_mode == "vad" else "burst")
+    def effective_pace(self, profile: RunnerProfile) -> Pace:
+        """The asked pace; by default a burst for manual turns, real time for VAD turns and for a protocol whose
+        server does not acknowledge the end of a turn (Gemini's `activityEnd`): there a burst's time zero would
+        fall while the server is still reading the audio, and TTFA would count that backlog."""
+        if self.pace:
+            return self.pace
+        return "realtime" if self.turn_mode == "vad" or not profile.api.acknowledges_turn_end else "burst"
 
 
 def _now() -> str:
@@ -306,7 +310,7 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
         machine = SessionMachine(_plan(sample, speech, ctx, episode))
         async with ctx.limiter.slot() as generation:
             await run_session(ctx.transport, machine, timeout_s=ctx.profile.turn_timeout_s,
-                              pace=ctx.options.effective_pace)
+                              pace=ctx.options.effective_pace(ctx.profile))
         usage = _responses_usage(machine)  # failed attempts are billed for what they generated, too
         cost = (None if ctx.price is None else
                 sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage))
@@ -471,7 +475,7 @@ async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
     workers = ctx.limiter.max_limit
 
     async def worker(index: int) -> None:
-        if ctx.options.effective_pace == "realtime":
+        if ctx.options.effective_pace(ctx.profile) == "realtime":
             await asyncio.sleep(STAGGER_S * index / workers)
         for sample in pending:  # workers share one iterator: each sample is taken exactly once
             try:
@@ -521,7 +525,8 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
         "asr": transcriber.describe() if transcriber else {"configured": False, "reason": asr.NOT_CONFIGURED},
         "runner": {"concurrency": profile.concurrency, "turn_mode": options.turn_mode,
                    "input_modality": options.input_modality, "output_modalities": profile.output_modalities,
-                   "pace": options.effective_pace, "input_chunk_ms": INPUT_CHUNK_MS, "protocol": profile.protocol,
+                   "pace": options.effective_pace(profile), "input_chunk_ms": INPUT_CHUNK_MS,
+                   "protocol": profile.protocol,
                    "compression": profile.compression, "turn_timeout_s": profile.turn_timeout_s,
                    "max_attempts": options.max_attempts, "trials": options.trials, "seed": options.seed,
                    "limit": options.limit,

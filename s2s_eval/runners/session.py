@@ -164,6 +164,11 @@ class SessionMachine:
             self.phase = Phase.DONE
         return []
 
+    def starts_clock(self, event: dict[str, Any]) -> bool:
+        """Is `event` the one whose send is the next response's time zero? (The I/O layer lets queued frames
+        leave before stamping it.)"""
+        return event.get("event_id") is not None and event.get("event_id") == self._zero_event_id
+
     def sent(self, event: dict[str, Any], t: float) -> None:
         """The I/O layer reports the time an event was handed to the socket; it may be a turn's time zero."""
         if event.get("event_id") is not None and event.get("event_id") == self._zero_event_id:
