@@ -270,8 +270,9 @@ async def test_big_bench_audio_grades_and_first_audio_match_the_openai_protocol(
     errors = {run.name: sorted(r["latency"]["ttfa_ms"] - delay_ms for r in read_records(run))
               for run in (openai_run, gemini_run)}
     print("TTFA error, ms:", {k: (round(statistics.median(v), 3), [round(e, 1) for e in v]) for k, v in errors.items()})
-    # 2 ms, or on a host too busy for that (2 shared cores here) no worse than the OpenAI run measured alongside.
-    bound_ms = max(2 * TIMING_SCALE, statistics.median(errors["openai"]))
+    # A correctness bound, not the performance figure (about 2 ms on a quiet host; see the note on issue 14): the
+    # clock must not start before the audio has left, which sending it all at once got wrong by 12-18 ms.
+    bound_ms = max(10 * TIMING_SCALE, statistics.median(errors["openai"]))
     assert min(errors["gemini"]) >= 0 and statistics.median(errors["gemini"]) < bound_ms, errors
     gemini_records = list(read_records(gemini_run))
     assert all(r["usage"]["input_token_details"]["audio_tokens"] > 0 for r in gemini_records)
