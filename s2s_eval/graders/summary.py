@@ -13,7 +13,7 @@ from typing import Any
 
 from s2s_eval.graders.latency import LATENCY_FIELDS, describe
 
-EXTRA_LATENCY = ("output_leading_silence_ms",)
+EXTRA_LATENCY = ("output_leading_silence_ms", "ttfa_voiced_ms")
 
 
 @dataclass
