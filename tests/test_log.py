@@ -178,6 +178,11 @@ async def test_a_run_writes_only_valid_current_lines(tmp_path: Path, private_dat
         assert raw["schema_version"] == SCHEMA_VERSION
         assert SampleRecord.model_validate(raw).as_dict() == raw  # nothing is lost or added on a round trip
         assert raw["grade"]["grader"] == "big_bench_audio" and raw["grade"]["grader_version"] == "1"
+        # Version 2: the question's measured loudness (clips are scaled to the eval's target) and the voiced answer.
+        assert raw["tts"]["loudness_target_lufs"] == -23.0
+        assert raw["input_clip"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.5)
+        assert raw["latency"]["voice_detector"].startswith("silero-vad-v6")
+        assert raw["latency"]["ttfa_voiced_ms"] >= raw["latency"]["ttfa_ms"]
     spec = json.loads((run / "spec.json").read_text(encoding="utf-8"))
     assert spec["schema_version"] == SCHEMA_VERSION and spec["grader"] == {"name": "big_bench_audio", "version": "1"}
     assert json.loads((run / "summary.json").read_text(encoding="utf-8"))["schema_version"] == SCHEMA_VERSION

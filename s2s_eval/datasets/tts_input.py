@@ -26,7 +26,7 @@ from tqdm import tqdm
 from s2s_eval import audio, paths
 from s2s_eval.datasets import perturb
 from s2s_eval.datasets.sample import Sample
-from s2s_eval.speech import asr
+from s2s_eval.speech import asr, loudness
 from s2s_eval.speech.asr import Transcriber, word_error_rate
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.speech.tts_engines import ENGINES, Engine
@@ -284,7 +284,8 @@ class InputAudio:
     def _keep(self, sample: Sample, text: str, pcm: bytes) -> dict[str, Any]:
         """Keep the question clip in the run directory (linked from the cache where it is the cached file)."""
         clip: dict[str, Any] = {"text": text, "sha256": hashlib.sha256(pcm).hexdigest(),
-                                "duration_s": round(audio.duration_s(pcm), 3), "path": None, "kept": None}
+                                "duration_s": round(audio.duration_s(pcm), 3), "path": None, "kept": None,
+                                "loudness_lufs": loudness.measure_lufs(pcm)}
         cached = self._cached_path(sample, text)
         if self.keep_dir is None:
             if cached is not None and cached.is_file():
