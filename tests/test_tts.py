@@ -92,6 +92,32 @@ def test_voices_at_different_raw_levels_arrive_at_the_target_loudness(tmp_path: 
         assert loudness.measure_lufs(pcm) == pytest.approx(target, abs=0.5)
 
 
+def test_pyttsx3_speaks_in_a_worker_process_of_its_own(tmp_path: Path) -> None:
+    """On Linux pyttsx3 drives libespeak-ng: the same voices as espeak-ng, through the system-voices engine that
+    macOS and Windows users get (NSSpeechSynthesizer, SAPI5)."""
+    engine = tts_engines.Pyttsx3Engine()
+    try:
+        engine.check()
+    except UserError as exc:
+        pytest.skip(f"pyttsx3 has no working driver here: {exc}")
+    try:
+        synth = Synthesizer(TTSSettings(engine="pyttsx3", voice="en-us"), cache_root=tmp_path, engine=engine)
+        texts = ["How many musical instruments do I have?", "Does Sam tell the truth?", "Take three steps left."]
+        assert synth.prepare(texts, workers=3, progress=False) == 3  # threads queue on the one worker process
+        pcm = synth.speech(texts[0])
+        assert 1.0 < audio.duration_s(pcm) < 6.0
+        assert loudness.measure_lufs(pcm) == pytest.approx(-23.0, abs=0.5)
+        assert engine.worker_pid() != os.getpid()  # pyttsx3's global engine is not in the runner's process
+        facts = synth.describe()
+        assert facts["engine"] == "pyttsx3" and facts["engine_version"] == "2.99"
+        if sys.platform.startswith("linux"):
+            assert facts["driver"] == "espeak"
+        with pytest.raises(UserError, match="no voice 'xx-nowhere'"):
+            Synthesizer(TTSSettings(engine="pyttsx3", voice="xx-nowhere"), tmp_path, engine).speech("Hello.")
+    finally:
+        engine.close()
+
+
 def test_rate_changes_the_sound(tmp_path: Path) -> None:
     fast = Synthesizer(TTSSettings(rate=250), cache_root=tmp_path).speech("One two three four five six.")
     slow = Synthesizer(TTSSettings(rate=120), cache_root=tmp_path).speech("One two three four five six.")
