@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from s2s_eval.datasets import load_samples, select
+from s2s_eval.datasets.spec import load_eval
 from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute
 from s2s_eval.speech.asr import AsrConfig, load_transcriber
 from s2s_eval.speech.asr_local import LocalTranscriber, model_directory
 from s2s_eval.speech.tts import EspeakEngine, TTSSettings
+from tests.servers import serve_process, write_script
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,23 @@ async def test_a_run_verifies_each_question_and_measures_each_answer_offline(
         # audio is transcribed all the same, and the record says why no WER can be divided out.
         assert record["asr"]["asr_text"] and record["asr"]["reason"].startswith(
             "not measured: the model's transcript is empty"), record["asr"]
+
+
+async def test_answers_with_a_transcript_get_a_number_offline(tiny_en: Path, data_dir: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that reports what it says (here the scripted reference server, speaking with espeak-ng): each
+    answer's audio is transcribed locally and its asr_wer is a number."""
+    monkeypatch.setenv("S2S_ASR_MODEL", str(tiny_en))
+    samples = select(load_samples(load_eval("big_bench_audio"), data_dir)[0], None, 2)
+    answers = {samples[0].sample_id: "The answer is invalid.", samples[1].sample_id: "The answer is no."}
+    script = write_script(tmp_path / "script.jsonl", [{"sample_id": i, "responses": [{"text": t}]}
+                                                     for i, t in answers.items()])
+    with serve_process("--engine", "scripted", "--script", str(script)) as url:
+        run, summary = await execute(RunOptions(model="openai-compatible", eval="big_bench_audio", url=url,
+                                                ids=list(answers), data_dir=data_dir, out=tmp_path / "run",
+                                                progress=False, save_audio=False))
+    records = {r["sample_id"]: r for r in read_records(run)}
+    for sample_id in answers:
+        asr = records[sample_id]["asr"]
+        assert asr["reason"] == "measured" and asr["asr_text"] and 0 <= asr["wer"] <= 1, asr
+    assert summary["metrics"]["asr_wer"]["n"] == 2
