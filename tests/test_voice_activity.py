@@ -92,3 +92,5 @@ async def test_the_record_names_the_detector(detector: str, data_dir: Path, tmp_
     assert latency["voice_detector"] == voice_activity.detector()
     assert latency["voice_detector"].startswith("silero-vad-v6" if detector == "silero" else "energy")
     assert latency["ttfa_voiced_ms"] == pytest.approx(latency["ttfa_ms"] + latency["output_leading_silence_ms"])
+    spec = json.loads((run / "spec.json").read_text(encoding="utf-8"))
+    assert spec["runner"]["voice_detector"] == latency["voice_detector"]

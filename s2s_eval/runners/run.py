@@ -516,7 +516,9 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
                    "max_attempts": options.max_attempts, "trials": options.trials, "seed": options.seed,
                    "limit": options.limit,
                    "ids": options.ids, "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
-                   "n_selected": n_selected},
+                   "n_selected": n_selected,
+                   # finds voiced samples: the answers' (ttfa_voiced_ms) and, in VAD turns, the question's end
+                   "voice_detector": voice_activity.detector()},
         "host": host_facts(),
     }
 
