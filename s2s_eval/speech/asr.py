@@ -40,7 +40,7 @@ from s2s_eval.audio import SAMPLE_RATE
 from s2s_eval.speech.endpoint import EndpointClient, EndpointConfig, describe_error
 from s2s_eval.speech.response_cache import ResponseCache, request_key
 
-__all__ = ["ENV_PREFIX", "LEGACY_NORMALISATION", "NOT_CONFIGURED", "AsrConfig", "Consistency", "EndpointTranscriber",
+__all__ = ["ENV_PREFIX", "NOT_CONFIGURED", "AsrConfig", "Consistency", "EndpointTranscriber",
            "Transcriber", "Transcription", "load_transcriber", "measure_consistency", "normalisation", "normalise",
            "normalise_for_wer", "word_error_rate"]
 
@@ -48,9 +48,6 @@ ENV_PREFIX = "S2S_ASR"
 NOT_CONFIGURED = (f"not measured: no transcription backend configured (set {ENV_PREFIX}_BACKEND, "
                   f"{ENV_PREFIX}_BASE_URL and/or {ENV_PREFIX}_MODEL)")
 _CACHE_FORMAT = 1
-# The project's own normaliser, before Whisper's: kept for matching official recordings to rows and for the
-# benchmark that compares the two; WERs are no longer computed with it.
-LEGACY_NORMALISATION = "normalise_for_wer-v1"
 FASTER_WHISPER = "faster-whisper"
 
 
@@ -154,7 +151,8 @@ def _number_words(match: re.Match[str]) -> str:
 
 
 def normalise_for_wer(text: str) -> str:
-    """Text reduced to comparable words, the same way on both sides of a WER.
+    """Text reduced to comparable words, the same way on both sides (the project's normaliser before Whisper's:
+    WER no longer uses it, but official recordings are matched to rows with it, and the benchmark compares both).
 
     In order: Unicode NFKC and lowercase; thousands separators dropped ("1,000" -> "1000"); currency symbols
     become words after the amount ("$5" -> "5 dollars"), "%" "percent", "&" "and"; numbers in digits become
