@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = sub.add_parser("prepare", help="synthesise the spoken questions of an eval into the audio cache")
     _add_data_options(prepare)
-    prepare.add_argument("--tts", help="TTS engine instead of the eval's: espeak (espeak-ng), edge (edge-tts), openai")
+    prepare.add_argument("--tts", help="TTS engine instead of the eval's: espeak (espeak-ng), pyttsx3, "
+                                       "edge (edge-tts), openai")
     prepare.add_argument("--voice", help="TTS voice instead of the eval's (and its voice mix)")
 
     run = sub.add_parser("run", help="run an eval against a model profile")

@@ -4,6 +4,7 @@ and "not measured" without a backend."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import logging
 import shutil
@@ -19,9 +20,11 @@ from s2s_eval.errors import UserError
 from s2s_eval.speech.asr import (
     NOT_CONFIGURED,
     AsrConfig,
-    Transcriber,
+    EndpointTranscriber,
     load_transcriber,
     measure_consistency,
+    normalisation,
+    normalise,
     normalise_for_wer,
     word_error_rate,
 )
@@ -49,9 +52,9 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return CANARY
 
 
-def transcriber_for(server: FakeOpenAI, tmp_path: Path, **overrides: object) -> Transcriber:
+def transcriber_for(server: FakeOpenAI, tmp_path: Path, **overrides: object) -> EndpointTranscriber:
     config = AsrConfig(base_url=server.base_url, api_key_env=KEY_ENV, **overrides)  # type: ignore[arg-type]
-    return Transcriber(config, cache_dir=tmp_path / "cache")
+    return EndpointTranscriber(config, cache_dir=tmp_path / "cache")
 
 
 async def test_wer_of_a_recorded_transcription_against_the_model_transcript(
@@ -60,8 +63,8 @@ async def test_wer_of_a_recorded_transcription_against_the_model_transcript(
         async with transcriber_for(server, tmp_path) as asr:
             result = await asr.consistency(speech["eight"], "The total is 8 instruments.")
     assert result.reason == "measured"
-    assert result.reference == "the total is eight instruments"
-    assert result.hypothesis == "the total is nine instruments"
+    assert result.reference == "the total is 8 instruments"  # Whisper's normaliser writes numbers as digits
+    assert result.hypothesis == "the total is 9 instruments"
     assert (result.wer, result.substitutions, result.deletions, result.insertions, result.reference_words) == (
         0.2, 1, 0, 0, 5)
     assert result.asr_text == "The total is nine instruments." and result.cached is False
@@ -77,11 +80,11 @@ async def test_wer_of_a_recorded_transcription_against_the_model_transcript(
 
 async def test_consistent_audio_scores_zero_after_normalisation(key: str, tmp_path: Path,
                                                                 speech: dict[str, bytes]) -> None:
-    async with FakeOpenAI(transcriptions=[Reply("its forty-two degrees in oslo")]) as server:
+    async with FakeOpenAI(transcriptions=[Reply("it's forty-two degrees in oslo")]) as server:
         async with transcriber_for(server, tmp_path) as asr:
             result = await asr.consistency(speech["oslo"], "It\u2019s 42 degrees, um, in Oslo.")
     assert (result.wer, result.reason) == (0.0, "measured")
-    assert result.reference == result.hypothesis == "its forty two degrees in oslo"
+    assert result.reference == result.hypothesis == "it is 42 degrees in oslo"
 
 
 async def test_wav_path_is_uploaded_as_is_and_cached(key: str, tmp_path: Path, speech: dict[str, bytes]) -> None:
@@ -159,7 +162,7 @@ def test_config_from_environment() -> None:
     assert default is not None and default.model == "gpt-4o-transcribe"
     with pytest.raises(UserError, match="S2S_ASR_TIMEOUT_S"):
         AsrConfig.from_env(env={"S2S_ASR_MODEL": "m", "S2S_ASR_TIMEOUT_S": "soon"})
-    described = Transcriber(AsrConfig(base_url="https://u:secret@asr.example/v1?k=secret")).describe()
+    described = EndpointTranscriber(AsrConfig(base_url="https://u:secret@asr.example/v1?k=secret")).describe()
     assert described["base_url"] == "https://asr.example/v1" and "secret" not in repr(described)
 
 
@@ -175,7 +178,47 @@ def test_config_from_environment() -> None:
     ("  \n", ""),
 ])
 def test_normalise_for_wer(text: str, expected: str) -> None:
+    """The project's former normaliser, still used to match official recordings to rows."""
     assert normalise_for_wer(text) == expected
+
+
+@pytest.mark.parametrize(("written", "spoken"), [
+    ("It's 42\u00b0.", "it is forty-two"),
+    ("The total is 8 instruments.", "The total is eight instruments."),
+    ("$1,250.50", "one thousand two hundred fifty dollars and fifty cents"),
+    ("The 21st and the 3rd, the 12th.", "the twenty first and the third the twelfth"),
+    ("3.5 percent", "three point five percent"),
+    ("1000000 or 2024", "one million or twenty twenty four"),
+    ("It\u2019s fine, um.", "it is fine"),
+    ("We're at 0 now, Dr. Smith; the colour's fine.", "we are at zero now doctor smith the color's fine"),
+])
+def test_whisper_normaliser_covers_digits_against_words(written: str, spoken: str) -> None:
+    """Digits against words, the reason for the project's own rule, is covered by Whisper's normaliser: the rule
+    is dropped from WER."""
+    assert normalise(written) == normalise(spoken)
+    assert word_error_rate(written, spoken).wer == 0.0
+
+
+@pytest.mark.parametrize(("written", "spoken", "whisper", "legacy"), [
+    ("at 10:30", "at ten thirty", ("at 10 30", "at 1030"), "at ten thirty"),
+    ("agent 007", "agent double o seven", ("agent 7", "agent 007"), None),
+    ("OK", "okay", ("ok", "okay"), "okay"),
+])
+def test_the_known_gaps_of_the_whisper_normaliser(written: str, spoken: str, whisper: tuple[str, str],
+                                                  legacy: str | None) -> None:
+    """Where Whisper's normaliser leaves digits against words (and ok/okay) apart. The project's former rule closed
+    two of these, but not the rest of what the library covers (spellings, contractions, "twenty twenty four"); WER
+    follows the standard, and these stay errors."""
+    assert (normalise(written), normalise(spoken)) == whisper
+    assert word_error_rate(written, spoken).wer > 0
+    if legacy is not None:
+        assert normalise_for_wer(written) == normalise_for_wer(spoken) == legacy
+        assert word_error_rate(written, spoken, legacy=True).wer == 0.0
+
+
+def test_the_normaliser_is_named_with_its_version() -> None:
+    version = importlib.metadata.version("whisper-normalizer")
+    assert normalisation().startswith(f"whisper-normalizer {version} EnglishTextNormalizer")
 
 
 def test_word_error_rate_edge_cases() -> None:
@@ -184,7 +227,7 @@ def test_word_error_rate_edge_cases() -> None:
     assert unmeasured.wer is None and unmeasured.reason.startswith("not measured: ") and unmeasured.insertions == 2
     silent_audio = word_error_rate("I said something", "")
     assert (silent_audio.wer, silent_audio.deletions) == (1.0, 3)
-    assert word_error_rate("one two three four", "one too three four five").wer == 0.5
+    assert word_error_rate("the cat sat down", "the cap sat down now").wer == 0.5
 
 
 def test_dependencies_are_pinned() -> None:

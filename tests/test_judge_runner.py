@@ -60,8 +60,10 @@ async def test_asr_consistency_is_measured_on_the_output_audio_or_says_not_measu
     uploads: list[bytes] = []
 
     def transcribe(body: dict) -> Reply:
+        if len(body["file"]) > 8 * 48_000:  # a question clip (over 8 s), checked by big_bench_audio's round trip
+            return Reply("a question")
         uploads.append(body["file"])
-        # Which sample's audio is this? The scripted server speaks the script's text; lengths differ by sample.
+        # Which sample's answer is this? Concurrency 1: the answers come in the order of the samples.
         return Reply(heard[samples[len(uploads) - 1].sample_id])
 
     script = write_script(tmp_path / "script.jsonl", [{"sample_id": i, "responses": [{"text": t}]}

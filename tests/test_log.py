@@ -146,12 +146,27 @@ def test_every_line_validates_and_the_previous_format_is_read(tmp_path: Path) ->
     assert record.schema_version == 0 and record.grade is not None and record.grade.grader is None
     assert record.latency.ttfa_ms == 512.0 and record.responses[0].function_calls[0].call_id == ""
     assert record.as_dict()["input_audio"] == "audio/navigate_0.input.wav"
-    with pytest.raises(UserError, match="schema version 2; this s2s-eval reads versions up to 1"):
-        parse_record({**version0, "schema_version": 2}, "new line")
+    with pytest.raises(UserError, match="schema version 3; this s2s-eval reads versions up to 2"):
+        parse_record({**version0, "schema_version": 3}, "new line")
     with pytest.raises(UserError, match="bad line: not a sample record .*latency.ttfa_ms"):
         parse_record({**version0, "latency": {"ttfa_ms": "soon"}}, "bad line")
     with pytest.raises(UserError, match="status"):
         parse_record({**version0, "status": "fine"}, "bad line")
+
+
+def test_a_version_1_line_still_reads() -> None:
+    """Version 2 only added optional fields: a version-1 line reads with them None, and nothing else changes."""
+    version1 = {"schema_version": 1, "sample_id": "navigate_0", "eval": "big_bench_audio", "model": "local",
+                "category": "navigate", "status": "ok", "correct": True, "score": 1.0, "target": "Yes",
+                "latency": {"ttfa_ms": 512.0, "ttft_ms": 600.0, "total_ms": 900.0, "output_leading_silence_ms": 20.0,
+                            "server_sent_ms": None},
+                "input_clip": {"text": "Is it?", "sha256": "ab" * 32, "duration_s": 1.5, "path": "audio/x.wav",
+                               "kept": "run"}}
+    record = parse_record(version1, "version 1 line")
+    assert record.schema_version == 1 and record.latency.output_leading_silence_ms == 20.0
+    assert (record.latency.ttfa_voiced_ms, record.latency.voice_detector) == (None, None)
+    assert record.input_clip is not None and record.input_clip.loudness_lufs is None
+    assert record.input_clip.path == "audio/x.wav"
 
 
 async def test_a_run_writes_only_valid_current_lines(tmp_path: Path, private_data: tuple[Path, Path]) -> None:
@@ -163,6 +178,11 @@ async def test_a_run_writes_only_valid_current_lines(tmp_path: Path, private_dat
         assert raw["schema_version"] == SCHEMA_VERSION
         assert SampleRecord.model_validate(raw).as_dict() == raw  # nothing is lost or added on a round trip
         assert raw["grade"]["grader"] == "big_bench_audio" and raw["grade"]["grader_version"] == "1"
+        # Version 2: the question's measured loudness (clips are scaled to the eval's target) and the voiced answer.
+        assert raw["tts"]["loudness_target_lufs"] == -23.0
+        assert raw["input_clip"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.5)
+        assert raw["latency"]["voice_detector"].startswith("silero-vad-v6")
+        assert raw["latency"]["ttfa_voiced_ms"] >= raw["latency"]["ttfa_ms"]
     spec = json.loads((run / "spec.json").read_text(encoding="utf-8"))
     assert spec["schema_version"] == SCHEMA_VERSION and spec["grader"] == {"name": "big_bench_audio", "version": "1"}
     assert json.loads((run / "summary.json").read_text(encoding="utf-8"))["schema_version"] == SCHEMA_VERSION

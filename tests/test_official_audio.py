@@ -122,8 +122,13 @@ async def test_a_run_asks_with_the_official_recordings(official_copy: Path, tmp_
         assert r["voice"] == "official" and r["tts"]["source"] == "official" and r["perturbation"] is None
         file_name = r["tts"]["file_name"]
         expected = audio.decode_to_pcm16((official_copy / "big_bench_audio" / file_name).read_bytes())
-        heard = (run_dir / r["input_audio"]).read_bytes()
-        assert audio.read_wav(run_dir / r["input_audio"]) == expected and len(heard) > 1000
+        heard = audio.read_wav(run_dir / r["input_audio"])
+        assert len(heard) == len(expected) > 1000  # the recording, scaled to the target loudness
+        scale = float(np.dot(audio.from_pcm16(heard), audio.from_pcm16(expected)) /
+                      np.dot(audio.from_pcm16(expected), audio.from_pcm16(expected)))
+        assert np.allclose(audio.from_pcm16(heard), scale * audio.from_pcm16(expected), atol=2 / 32768)
+        assert r["tts"]["loudness_target_lufs"] == -23.0
+        assert r["input_clip"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.5)
         assert r["input_audio_s"] == pytest.approx(audio.duration_s(expected), abs=0.01)
     spec = read_spec(run_dir)
     assert spec["tts"]["source"] == "official" and spec["dataset"]["official_audio"]["answer_agreement"] == 1.0

@@ -20,8 +20,8 @@ import soundfile as sf
 
 from s2s_eval import audio
 from s2s_eval.errors import UserError
-from s2s_eval.speech import tts_engines
-from s2s_eval.speech.tts import Synthesizer, TTSSettings, spoken_form
+from s2s_eval.speech import loudness, tts_engines
+from s2s_eval.speech.tts import EspeakEngine, Synthesizer, TTSSettings, spoken_form
 from tests.conftest import ROOT, TIMING_SCALE
 from tests.openai_fake import closed_port
 from tests.tts_fakes import FakeEdge, FakeSpeech, encoded, tone
@@ -42,8 +42,11 @@ def test_every_clip_records_what_spoke_it(tmp_path: Path) -> None:
     synth = Synthesizer(TTSSettings(voice="en-gb+f3", rate=160), cache_root=tmp_path)
     synth.speech("Is the argument valid?")
     facts = json.loads(synth.path("Is the argument valid?").with_suffix(".json").read_text())
+    measured = {key: facts.pop(key) for key in ("source_lufs", "gain_db", "loudness_lufs", "peak_limited")}
     assert facts == {"text": "Is the argument valid?", "engine": "espeak-ng", "voice": "en-gb+f3", "rate": 160,
-                     "engine_version": synth.engine.version, "sample_rate": 24_000}
+                     "engine_version": synth.engine.version, "sample_rate": 24_000, "loudness_target_lufs": -23.0,
+                     "loudness_meter": loudness.meter_name()}
+    assert measured["loudness_lufs"] == pytest.approx(-23.0, abs=0.5) and measured["peak_limited"] is False
     assert facts["engine_version"].startswith("1.")
 
 
@@ -59,12 +62,60 @@ def test_cache_key_covers_text_voice_rate_and_engine_version(tmp_path: Path, mon
     newer = Synthesizer(TTSSettings(), cache_root=tmp_path)
     newer.engine.__dict__["version"] = "9.99"  # the cached_property, as another espeak-ng release would report it
     keys.add(newer.key("Hello."))
-    assert len(keys) == 6
+    keys.add(Synthesizer(TTSSettings(loudness_lufs=-16.0), cache_root=tmp_path).key("Hello."))
+    keys.add(Synthesizer(TTSSettings(loudness_lufs=None), cache_root=tmp_path).key("Hello."))
+    assert len(keys) == 8  # a clip at another level is another clip: old, unnormalised clips are never reused
     # The voice mix, its seed and the verification rules are not part of a clip's sound: same key.
     mixed = TTSSettings(voices=("en-us", "en-gb"), seed=7, verify={"max_wer": 0.3})
     assert Synthesizer(mixed, cache_root=tmp_path).key("Hello.") == base.key("Hello.")
     # Aliases name the same engine, so the same clips.
     assert Synthesizer(TTSSettings(engine="espeak"), cache_root=tmp_path).key("Hello.") == base.key("Hello.")
+
+
+class QuietEngine(EspeakEngine):
+    """espeak-ng 26 dB down: an engine that speaks far below the others."""
+
+    def synthesize(self, text: str, settings: TTSSettings) -> bytes:
+        return audio.to_pcm16(audio.from_pcm16(super().synthesize(text, settings)) * 0.05)
+
+
+@pytest.mark.parametrize("target", [-23.0, -30.0])
+def test_voices_at_different_raw_levels_arrive_at_the_target_loudness(tmp_path: Path, target: float) -> None:
+    text = "Question: today, Sam says the box holds three apples. How many apples are in the box?"
+    voices = [(TTSSettings(voice="en-us"), None), (TTSSettings(voice="en-gb+f3"), None),
+              (TTSSettings(voice="en-us+m3"), QuietEngine())]
+    raw = [loudness.measure_lufs(Synthesizer(s.model_copy(update={"loudness_lufs": None}), tmp_path, e).speech(text))
+           for s, e in voices]
+    assert max(raw) - min(raw) > 20  # the quiet engine, and espeak-ng's own voices differ too
+    for settings, engine in voices:
+        pcm = Synthesizer(settings.model_copy(update={"loudness_lufs": target}), tmp_path, engine).speech(text)
+        assert loudness.measure_lufs(pcm) == pytest.approx(target, abs=0.5)
+
+
+def test_pyttsx3_speaks_in_a_worker_process_of_its_own(tmp_path: Path) -> None:
+    """On Linux pyttsx3 drives libespeak-ng: the same voices as espeak-ng, through the system-voices engine that
+    macOS and Windows users get (NSSpeechSynthesizer, SAPI5)."""
+    engine = tts_engines.Pyttsx3Engine()
+    try:
+        engine.check()
+    except UserError as exc:
+        pytest.skip(f"pyttsx3 has no working driver here: {exc}")
+    try:
+        synth = Synthesizer(TTSSettings(engine="pyttsx3", voice="en-us"), cache_root=tmp_path, engine=engine)
+        texts = ["How many musical instruments do I have?", "Does Sam tell the truth?", "Take three steps left."]
+        assert synth.prepare(texts, workers=3, progress=False) == 3  # threads queue on the one worker process
+        pcm = synth.speech(texts[0])
+        assert 1.0 < audio.duration_s(pcm) < 6.0
+        assert loudness.measure_lufs(pcm) == pytest.approx(-23.0, abs=0.5)
+        assert engine.worker_pid() != os.getpid()  # pyttsx3's global engine is not in the runner's process
+        facts = synth.describe()
+        assert facts["engine"] == "pyttsx3" and facts["engine_version"] == "2.99"
+        if sys.platform.startswith("linux"):
+            assert facts["driver"] == "espeak"
+        with pytest.raises(UserError, match="no voice 'xx-nowhere'"):
+            Synthesizer(TTSSettings(engine="pyttsx3", voice="xx-nowhere"), tmp_path, engine).speech("Hello.")
+    finally:
+        engine.close()
 
 
 def test_rate_changes_the_sound(tmp_path: Path) -> None:
@@ -187,14 +238,16 @@ def edge_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEdge]:
 def test_edge_speaks_through_the_real_client_and_caches(tmp_path: Path, edge_server: FakeEdge) -> None:
     synth = Synthesizer(_edge_settings(rate=210), cache_root=tmp_path)
     pcm = synth.speech("Is the argument valid?")
-    expected = audio.decode_to_pcm16(edge_server.mp3)
-    assert pcm == expected and audio.duration_s(pcm) > 0.9
+    raw = audio.decode_to_pcm16(edge_server.mp3)
+    assert len(pcm) == len(raw) and loudness.measure_lufs(pcm) == pytest.approx(-23.0, abs=0.5)
     request = edge_server.plan.requests[0]
     assert "AriaNeural" in request["ssml"] and "rate='+20%'" in request["ssml"]  # 210 wpm = 175 wpm + 20%
     assert "Is the argument valid?" in request["ssml"]
     facts = synth.describe()
     assert facts["engine"] == "edge-tts" and facts["engine_version"] == "7.3.1"
     assert synth.speech("Is the argument valid?") == pcm and len(edge_server.plan.requests) == 1  # from the cache
+    unscaled = _edge_settings(rate=210).model_copy(update={"loudness_lufs": None})
+    assert Synthesizer(unscaled, cache_root=tmp_path).speech("Is the argument valid?") == raw  # the engine's bytes
 
 
 def test_edge_retries_transient_failures_only(tmp_path: Path, edge_server: FakeEdge,

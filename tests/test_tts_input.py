@@ -20,6 +20,7 @@ from s2s_eval.datasets.tts_input import InputAudio, assign_voice
 from s2s_eval.log import read_records, read_spec
 from s2s_eval.runners.run import RunOptions, execute, texts_to_speak
 from s2s_eval.speech.asr import _wav_bytes, load_transcriber
+from s2s_eval.speech.tts import Verification
 from tests.openai_fake import FakeOpenAI, Reply
 
 MIX = ("en-us", "en-gb+f3")
@@ -27,7 +28,7 @@ MIX = ("en-us", "en-gb+f3")
 
 def mixed_spec(**tts: object) -> EvalSpec:
     spec = load_eval("big_bench_audio")
-    verify = spec.tts.verify.model_copy(update={"enabled": True})
+    verify = spec.tts.verify.model_copy(update={"enabled": True, "on_fail": "resynthesize"})
     return spec.model_copy(update={"tts": spec.tts.model_copy(update={"voices": MIX, "verify": verify, **tts})})
 
 
@@ -206,16 +207,24 @@ async def test_every_perturbation_kind_runs_against_the_embedded_server(data_dir
 
 
 async def test_verification_is_opt_in_per_eval(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A backend configured to measure the models' output does not, by itself, change an eval's sample set."""
+    """A backend configured to measure the models' output does not, by itself, change an eval's sample set:
+    big_bench_audio only flags a failing clip (`on_fail: keep`), and with verification off nothing is sent."""
     spec = load_eval("big_bench_audio")
+    assert spec.tts.verify.enabled and spec.tts.verify.on_fail == "keep"
     samples = select(load_samples(spec, data_dir)[0], None, 2)
+    off = spec.model_copy(update={"tts": spec.tts.model_copy(update={"verify": Verification()})})
     async with FakeOpenAI(transcriptions=lambda body: Reply("nothing like the question")) as fake:
         monkeypatch.setenv("S2S_ASR_BASE_URL", fake.base_url)
         monkeypatch.setenv("S2S_ASR_MODEL", "asr-opt-in-fake")
         transcriber = load_transcriber()
-        speech = InputAudio(spec)
-        prepared = await speech.prepare(samples, lambda s: texts_to_speak([s], spec), transcriber, progress=False)
-        await transcriber.aclose()
+        speech = InputAudio(off)
+        prepared = await speech.prepare(samples, lambda s: texts_to_speak([s], off), transcriber, progress=False)
         assert fake.count("/audio/transcriptions") == 0
-    assert not prepared.excluded and speech.verification_summary["reason"].endswith("(tts.verify.enabled)")
-    assert speech.record(samples[0])["tts"]["verification"]["status"] == "not measured"
+        assert not prepared.excluded and speech.verification_summary["reason"].endswith("(tts.verify.enabled)")
+        assert speech.record(samples[0])["tts"]["verification"]["status"] == "not measured"
+        flagging = InputAudio(spec)
+        prepared = await flagging.prepare(samples, lambda s: texts_to_speak([s], spec), transcriber, progress=False)
+        await transcriber.aclose()
+        assert fake.count("/audio/transcriptions") == 2
+    assert not prepared.excluded and prepared.verification == Counter({"flagged": 2})
+    assert flagging.record(samples[0])["tts"]["verification"]["wer"] > 0.1

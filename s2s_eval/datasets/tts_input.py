@@ -26,7 +26,7 @@ from tqdm import tqdm
 from s2s_eval import audio, paths
 from s2s_eval.datasets import perturb
 from s2s_eval.datasets.sample import Sample
-from s2s_eval.speech import asr
+from s2s_eval.speech import asr, loudness
 from s2s_eval.speech.asr import Transcriber, word_error_rate
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.speech.tts_engines import ENGINES, Engine
@@ -157,8 +157,9 @@ class InputAudio:
             from s2s_eval.errors import DataError
 
             raise DataError(f"{sample.sample_id}: the eval uses official audio but the sample has none")
-        key = hashlib.sha256(ref["path"].encode()).hexdigest()
-        return self.cache_root / "audio" / OFFICIAL / key[:2] / f"{key}.wav"
+        target = self.settings.loudness_lufs  # a clip at another level is another clip (None: the recording's own)
+        key = hashlib.sha256(ref["path"].encode() if target is None else f"{ref['path']}|{target}".encode())
+        return self.cache_root / "audio" / OFFICIAL / key.hexdigest()[:2] / f"{key.hexdigest()}.wav"
 
     def _official_clip(self, sample: Sample) -> bytes:
         from s2s_eval.datasets.big_bench_audio import read_official_audio
@@ -167,6 +168,8 @@ class InputAudio:
         if path.exists():
             return audio.read_wav(path)
         pcm = audio.decode_to_pcm16(read_official_audio(sample.metadata["official_audio"]["path"]))
+        if self.settings.loudness_lufs is not None:  # recordings too: every question at one level
+            pcm, _ = loudness.normalise_loudness(pcm, self.settings.loudness_lufs)
         audio.write_wav(path, pcm)
         return pcm
 
@@ -284,7 +287,8 @@ class InputAudio:
     def _keep(self, sample: Sample, text: str, pcm: bytes) -> dict[str, Any]:
         """Keep the question clip in the run directory (linked from the cache where it is the cached file)."""
         clip: dict[str, Any] = {"text": text, "sha256": hashlib.sha256(pcm).hexdigest(),
-                                "duration_s": round(audio.duration_s(pcm), 3), "path": None, "kept": None}
+                                "duration_s": round(audio.duration_s(pcm), 3), "path": None, "kept": None,
+                                "loudness_lufs": loudness.measure_lufs(pcm)}
         cached = self._cached_path(sample, text)
         if self.keep_dir is None:
             if cached is not None and cached.is_file():
@@ -315,7 +319,8 @@ class InputAudio:
         if self.official:
             ref = sample.metadata.get("official_audio") or {}
             tts: dict[str, Any] = {"source": OFFICIAL, "dataset": ref.get("dataset"), "revision": ref.get("revision"),
-                                   "file_name": ref.get("file_name")}
+                                   "file_name": ref.get("file_name"),
+                                   "loudness_target_lufs": self.settings.loudness_lufs}
         else:
             tts = {"source": "tts", **self.synth(label).describe()}
             if sample.sample_id in self._verified:
@@ -335,7 +340,8 @@ class InputAudio:
         """The run's input audio for `spec.json["tts"]`: the same for every shard of a run."""
         if self.official:
             return {"source": OFFICIAL, "dataset": self.spec.source.get("official_audio"),
-                    "revision": self.spec.source.get("official_audio_revision"), "sample_rate": audio.SAMPLE_RATE}
+                    "revision": self.spec.source.get("official_audio_revision"), "sample_rate": audio.SAMPLE_RATE,
+                    "loudness_target_lufs": self.settings.loudness_lufs}
         facts = self.synth(self.mix[0]).describe()  # one voice: exactly the cache's facts, to find its clips
         if len(self.mix) > 1 or self.settings.verify.fallback_voices:
             voices = [{"label": label, **self.synth(label).describe()} for label in self.mix]

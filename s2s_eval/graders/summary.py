@@ -14,7 +14,7 @@ from typing import Any
 from s2s_eval.graders.latency import LATENCY_FIELDS, describe
 from s2s_eval.reports import stats
 
-EXTRA_LATENCY = ("output_leading_silence_ms",)
+EXTRA_LATENCY = ("output_leading_silence_ms", "ttfa_voiced_ms")
 # Per-sample metrics that are a verdict (0 or 1), so their mean is a pass rate with a Wilson interval like accuracy.
 SHARE_METRICS = ("success", "success_rate")
 

@@ -5,10 +5,15 @@ beyond them is typed here too, so readers index fields instead of guarding every
 belongs to another module (token `usage` as the provider reports it, a grader's `details`, ASR facts, TTS facts)
 stay JSON objects.
 
-Version 1 (this one) adds `schema_version`, `input_clip` (the spoken question's text, content hash and where the
+Version 1 adds `schema_version`, `input_clip` (the spoken question's text, content hash and where the
 clip is kept), the grader's name and version in `grade`, and, with `--attempts K`, per-trial attempts, usage and
 cost: the record's `usage`, `cost_usd` and `attempts` then add up every try, not the first only. Lines without a
 version (version 0, written before this module) are read and upgraded: nothing they hold is dropped.
+
+Version 2 (this one) adds, all optional: `latency.ttfa_voiced_ms` (time zero to the first *voiced* output sample)
+and `latency.voice_detector` (which detector found the voiced samples: Silero VAD, or the energy rule where it is
+not installed), and the question clip's measured loudness `input_clip.loudness_lufs` (BS.1770). Versions 0 and 1
+read as before, with these fields None.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s2s_eval.pricing import add_usage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def sum_usage(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -51,6 +56,8 @@ class Latency(_Part):
     total_ms: float | None = None
     output_leading_silence_ms: float | None = None
     server_sent_ms: float | None = None
+    ttfa_voiced_ms: float | None = None  # version 2: ttfa_ms + output_leading_silence_ms
+    voice_detector: str | None = None  # version 2: what found the voiced output (speech/voice_activity.py)
 
 
 class FunctionCallInfo(_Part):
@@ -95,6 +102,7 @@ class InputClip(_Part):
     duration_s: float
     path: str | None = None
     kept: Literal["run", "cache"] | None = None
+    loudness_lufs: float | None = None  # version 2: integrated loudness (ITU-R BS.1770) of the clip as sent
 
 
 class Attempt(_Part):

@@ -97,7 +97,8 @@ class Payload:
             "trials": [_compact({"correct": t.get("correct"), "reason": _cut(t.get("reason"), 300)})
                        for t in r.get("trials") or [] if isinstance(t, dict)],
             "latency": _compact({k: _number(latency.get(k)) for k in
-                                 ("ttfa_ms", "ttft_ms", "total_ms", "output_leading_silence_ms")}),
+                                 ("ttfa_ms", "ttft_ms", "total_ms", "output_leading_silence_ms",
+                                  "ttfa_voiced_ms")}),
             "tokens": _compact({"in": usage.get("input_tokens"), "out": usage.get("output_tokens")}),
             "cost_usd": r.get("cost_usd"),
             "asr_wer": asr.get("wer"),

@@ -61,7 +61,7 @@ from s2s_eval.runners.session import (
     SessionPlan,
     UserTurn,
 )
-from s2s_eval.speech import asr
+from s2s_eval.speech import asr, voice_activity
 from s2s_eval.timing import frozen_heap
 
 STAGGER_S = 1.0  # paced sessions start spread over this window, not all in the same instant
@@ -274,6 +274,7 @@ class _Speech:
 
     question: bytes | None  # None: the question goes in as text (--input text)
     history: dict[str, bytes]  # text -> pcm
+    voiced_end_ms: float | None = None  # the question's last voiced sample (VAD turns: time zero)
 
 
 def _responses_usage(machine: SessionMachine) -> dict[str, Any]:
@@ -294,7 +295,8 @@ def _plan(sample: Sample, speech: _Speech, ctx: _Context, episode: Episode | Non
     if episode is not None:
         def handler(call: FunctionCall) -> str:
             return episode.on_function_call(call.name, call.call_id, call.arguments)
-    turn = UserTurn(pcm=speech.question) if speech.question is not None else UserTurn(text=sample.prompt_text)
+    turn = (UserTurn(pcm=speech.question, voiced_end_ms=speech.voiced_end_ms) if speech.question is not None
+            else UserTurn(text=sample.prompt_text))
     return SessionPlan(session_update=update, turns=(turn,), history=history,
                        metadata={"sample_id": sample.sample_id}, mode=ctx.options.turn_mode, chunk_ms=INPUT_CHUNK_MS,
                        on_function_call=handler, max_tool_rounds=ctx.spec.max_tool_rounds)
@@ -375,6 +377,8 @@ def build_record(sample: Sample, profile: RunnerProfile, result: _Attempts, grad
     if first is not None and final is not None:
         latency = Latency(ttfa_ms=first.ttfa_ms, ttft_ms=first.ttft_ms, total_ms=_turn_total_ms(first, final),
                           output_leading_silence_ms=first.output_leading_silence_ms,
+                          ttfa_voiced_ms=first.ttfa_voiced_ms,
+                          voice_detector=first.output_voice.detector if first.output_voice else None,
                           server_sent_ms=(None if first.server_sent_at is None or first.t_zero is None
                                           else round((first.server_sent_at - first.t_zero) * 1000, 3)))
     cost = result.cost_usd
@@ -421,7 +425,11 @@ async def _speech(sample: Sample, ctx: _Context) -> _Speech:
     question = await asyncio.to_thread(ctx.synth.speech, sample, sample.prompt_text)
     history = {text: await asyncio.to_thread(ctx.synth.speech, sample, text)
                for text in spoken_history(sample, ctx.spec)}
-    return _Speech(question, history)
+    voiced_end_ms = None
+    if ctx.options.turn_mode == "vad":  # the detector runs here, off the loop, not in the session machine
+        span = await asyncio.to_thread(voice_activity.voiced_span, question)
+        voiced_end_ms = span.end_ms if span else 0.0
+    return _Speech(question, history, voiced_end_ms)
 
 
 def _trial(result: _Attempts, grade: GradeInfo | None) -> Trial:
@@ -447,6 +455,9 @@ async def _run_sample(sample: Sample, ctx: _Context) -> SampleRecord:
     if ctx.options.save_audio and spoken and result.machine.error is None:
         output_audio = f"audio/{sample.sample_id}.wav"
         await asyncio.to_thread(audio.write_wav, ctx.journal.run_dir / output_audio, spoken)
+    first = result.machine.first_of_last_turn()
+    if first is not None:  # Silero VAD on the answer: off the loop (the observation keeps the result)
+        await asyncio.to_thread(lambda: first.output_voice)
     record = build_record(sample, ctx.profile, result, grade, output_audio)
     facts: dict[str, Any] = {"modality": {"input": ctx.options.input_modality,
                                           "output": "+".join(ctx.profile.output_modalities)}}
@@ -531,7 +542,9 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
                    "max_attempts": options.max_attempts, "trials": options.trials, "seed": options.seed,
                    "limit": options.limit,
                    "ids": options.ids, "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
-                   "n_selected": n_selected},
+                   "n_selected": n_selected,
+                   # finds voiced samples: the answers' (ttfa_voiced_ms) and, in VAD turns, the question's end
+                   "voice_detector": voice_activity.detector()},
         "host": host_facts(),
     }
 

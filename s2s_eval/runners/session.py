@@ -7,7 +7,8 @@ injects prior turns as conversation items, then plays each user turn and observe
 - manual turns (`turn_detection: null`): append the audio, commit, wait for `input_audio_buffer.committed`, send
   `response.create`. Time zero is the moment `response.create` is sent.
 - VAD turns (`server_vad`): append the audio and trailing silence (paced at real time by the I/O layer); the
-  server commits and answers by itself. Time zero is the moment the append holding the last voiced sample is sent.
+  server commits and answers by itself. Time zero is the moment the append holding the last voiced sample is sent
+  (the voice activity detector of `speech/voice_activity.py` finds it).
 
 When a response ends with function calls and a tool handler is set, the machine sends one `function_call_output`
 per call and one `response.create` (time zero of that follow-up response), until a response has no calls.
@@ -15,6 +16,7 @@ per call and one `response.create` (time zero of that follow-up response), until
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -25,6 +27,7 @@ from typing import Any, Literal
 
 from s2s_eval import audio
 from s2s_eval.runners.errors import TurnError, classify_error
+from s2s_eval.speech import voice_activity
 
 INPUT_CHUNK_MS = 100
 TRAILING_SILENCE_MS = 1500  # after speech in VAD mode: longer than any sensible silence_duration_ms
@@ -58,6 +61,7 @@ class UserTurn:
 
     pcm: bytes | None = None
     text: str | None = None
+    voiced_end_ms: float | None = None  # where the speech in `pcm` ends; None: the machine finds it (VAD turns)
 
 
 @dataclass(frozen=True)
@@ -120,11 +124,23 @@ class ResponseObservation:
         items = dict.fromkeys([*self.deltas, *self.transcripts])
         return "".join(self.transcripts.get(i, "".join(self.deltas.get(i, []))) for i in items)
 
+    @functools.cached_property
+    def output_voice(self) -> voice_activity.VoicedSpan | None:
+        """Where the answer's audio is voiced (read once the response is done: the result is kept)."""
+        return voice_activity.voiced_span(bytes(self.audio_pcm)) if self.audio_pcm else None
+
     @property
     def output_leading_silence_ms(self) -> float | None:
         """Time from the first audio delta to the first voiced output sample (what a caller hears as a pause)."""
-        span = audio.voiced_span_ms(bytes(self.audio_pcm)) if self.audio_pcm else None
-        return None if span is None else float(span[0])
+        return None if self.output_voice is None else self.output_voice.start_ms
+
+    @property
+    def ttfa_voiced_ms(self) -> float | None:
+        """Time zero to the first voiced output sample, played from the first delta on: `ttfa_ms` plus the leading
+        silence. A model that opens with 300 ms of silence is not 300 ms faster than one that speaks at once."""
+        if self.ttfa_ms is None or self.output_leading_silence_ms is None:
+            return None
+        return round(self.ttfa_ms + self.output_leading_silence_ms, 3)
 
 
 class SessionMachine:
@@ -224,7 +240,7 @@ class SessionMachine:
         if self.plan.mode == "manual":
             appends = self._appends(turn.pcm)
             return [*appends, self._event("input_audio_buffer.commit")]
-        return self._vad_upload(turn.pcm)
+        return self._vad_upload(turn.pcm, turn.voiced_end_ms)
 
     def _appends(self, pcm: bytes) -> list[dict[str, Any]]:
         events = [self._event("input_audio_buffer.append", audio=audio.b64(chunk))
@@ -233,10 +249,12 @@ class SessionMachine:
             self.upload_starts.add(events[0]["event_id"])
         return events
 
-    def _vad_upload(self, pcm: bytes) -> list[dict[str, Any]]:
+    def _vad_upload(self, pcm: bytes, voiced_end_ms: float | None) -> list[dict[str, Any]]:
         """Speech then trailing silence; the append holding the last voiced sample is time zero."""
-        span = audio.voiced_span_ms(pcm)
-        last_voiced_byte = (span[1] if span else 0) * audio.BYTES_PER_SECOND // 1000 - 1
+        if voiced_end_ms is None:
+            span = voice_activity.voiced_span(pcm)
+            voiced_end_ms = span.end_ms if span else 0.0
+        last_voiced_byte = int(voiced_end_ms) * audio.BYTES_PER_SECOND // 1000 - 1
         chunk_bytes = len(audio.chunks(b"\0" * audio.BYTES_PER_SECOND, self.plan.chunk_ms)[0])
         events = self._appends(pcm + audio.silence(self.plan.trailing_silence_ms))
         self._zero_event_id = events[max(0, last_voiced_byte) // chunk_bytes]["event_id"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 from s2s_eval.speech.asr import (
     AsrConfig,
     Consistency,
+    EndpointTranscriber,
     Transcriber,
     Transcription,
     load_transcriber,
     measure_consistency,
+    normalise,
     normalise_for_wer,
     word_error_rate,
 )
@@ -25,8 +27,8 @@ from s2s_eval.speech.tts import Synthesizer, TTSSettings, spoken_form
 from s2s_eval.speech.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, OpenAISpeechEngine, canonical_engine
 
 __all__ = [
-    "ENGINES", "AsrConfig", "Consistency", "EdgeEngine", "EndpointClient", "EndpointConfig", "Engine", "EspeakEngine",
-    "OpenAISpeechEngine", "ResponseCache", "Synthesizer", "TTSSettings", "Transcriber", "Transcription",
-    "canonical_engine", "describe_error", "load_transcriber", "measure_consistency", "normalise_for_wer",
-    "public_url", "request_key", "scrub", "spoken_form", "word_error_rate",
+    "ENGINES", "AsrConfig", "Consistency", "EdgeEngine", "EndpointClient", "EndpointConfig", "EndpointTranscriber",
+    "Engine", "EspeakEngine", "OpenAISpeechEngine", "ResponseCache", "Synthesizer", "TTSSettings", "Transcriber",
+    "Transcription", "canonical_engine", "describe_error", "load_transcriber", "measure_consistency", "normalise",
+    "normalise_for_wer", "public_url", "request_key", "scrub", "spoken_form", "word_error_rate"
 ]

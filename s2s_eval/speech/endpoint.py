@@ -79,6 +79,8 @@ class EndpointConfig(BaseModel):
     env_fields: ClassVar[dict[str, str]] = {
         "BASE_URL": "base_url", "MODEL": "model", "API_KEY_ENV": "api_key_env", "TIMEOUT_S": "timeout_s",
         "MAX_RETRIES": "max_retries", "CONCURRENCY": "concurrency"}
+    # Setting any of these fields' variables turns the service on.
+    switches: ClassVar[tuple[str, ...]] = ("base_url", "model")
 
     @classmethod
     def from_env(cls, prefix: str, env: Mapping[str, str] | None = None) -> Self | None:
@@ -93,7 +95,7 @@ class EndpointConfig(BaseModel):
             raw = env.get(f"{prefix}_{suffix}", "").strip()
             if raw:
                 values[name] = raw
-        if "base_url" not in values and "model" not in values:
+        if not any(name in values for name in cls.switches):
             return None
         try:
             return cls(**values)

@@ -1,8 +1,9 @@
 """Text-to-speech behind one interface, with a content-addressed cache of 24 kHz mono PCM16 clips.
 
-A clip's cache key is the hash of everything that changes its sound: text, engine, engine version, voice, rate
-and any engine-specific identity (an endpoint's URL). The same key always maps to the same file, so repeat runs,
-the runner and the embedded server share clips. Beside each clip, `<key>.json` records what it was spoken with.
+A clip's cache key is the hash of everything that changes its sound: text, engine, engine version, voice, rate, the
+target loudness every clip is scaled to (`loudness.py`) and any engine-specific identity (an endpoint's URL). The
+same key always maps to the same file, so repeat runs, the runner and the embedded server share clips. Beside each
+clip, `<key>.json` records what it was spoken with.
 
 The engines live in `tts_engines.py`; how a sample's input audio is chosen (voice mix, official recordings,
 round-trip verification, perturbations) in `datasets/tts_input.py`.
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from s2s_eval import audio, paths
 from s2s_eval.files import atomic_write_json
+from s2s_eval.speech import loudness
 from s2s_eval.speech.tts_engines import ENGINES, EdgeEngine, Engine, EspeakEngine, canonical_engine
 
 __all__ = ["ENGINES", "EdgeEngine", "EspeakEngine", "Synthesizer", "TTSSettings", "Verification", "spoken_form"]
@@ -48,7 +50,8 @@ class TTSSettings(BaseModel):
     """How an eval's text is spoken: `engine`, `voice`, `rate` (words per minute) of one clip, plus the eval-wide
     voice mix (`voices`: each sample is spoken by one of them, chosen by a hash of `seed` and the sample id) and the
     round-trip `verify` settings. A voice in `voices` may name another engine as `engine:voice`
-    (`edge-tts:en-US-AriaNeural`)."""
+    (`edge-tts:en-US-AriaNeural`). Every clip is scaled to `loudness_lufs` (BS.1770 integrated loudness; None
+    keeps the engine's own level)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     engine: str = "espeak-ng"
@@ -57,6 +60,7 @@ class TTSSettings(BaseModel):
     voices: tuple[str, ...] = ()
     seed: int = 0
     verify: Verification = Verification()
+    loudness_lufs: float | None = Field(default=loudness.DEFAULT_TARGET_LUFS, le=0.0, ge=-70.0)
 
     def for_voice(self, label: str) -> TTSSettings:
         """These settings speaking with one voice of the mix (`voice` or `engine:voice`)."""
@@ -85,9 +89,12 @@ class Synthesizer:
         self.root = (cache_root or paths.cache_dir()) / "audio"
 
     def describe(self) -> dict[str, Any]:
-        """What a clip is spoken with (engine, voice, rate, engine version, ...), as recorded in a run's spec."""
+        """What a clip is spoken with (engine, voice, rate, engine version, target loudness and its meter, ...), as
+        recorded in a run's spec. All of it is in the cache key: a clip at another level is another clip."""
         base = {"engine": self.settings.engine, "voice": self.settings.voice, "rate": self.settings.rate,
                 "engine_version": self.engine.version, "sample_rate": audio.SAMPLE_RATE}
+        if self.settings.loudness_lufs is not None:
+            base.update(loudness_target_lufs=self.settings.loudness_lufs, loudness_meter=loudness.meter_name())
         return {**base, **self.engine.identity()}
 
     def key(self, text: str) -> str:
@@ -108,8 +115,11 @@ class Synthesizer:
             return audio.read_wav(path)
         self.engine.check()
         pcm = self.engine.synthesize(text, self.settings)
+        measured: dict[str, Any] = {}
+        if self.settings.loudness_lufs is not None:
+            pcm, measured = loudness.normalise_loudness(pcm, self.settings.loudness_lufs)
         audio.write_wav(path, pcm)
-        _write_sidecar(path.with_suffix(".json"), {"text": text, **self.describe()})
+        _write_sidecar(path.with_suffix(".json"), {"text": text, **self.describe(), **measured})
         return pcm
 
     def prepare(self, texts: list[str], workers: int | None = None, progress: bool = True) -> int:

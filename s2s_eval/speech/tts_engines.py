@@ -1,4 +1,5 @@
-"""TTS engines behind one small interface: espeak-ng (offline), edge-tts (neural, online) and any OpenAI-compatible
+"""TTS engines behind one small interface: espeak-ng (offline), pyttsx3 (the system's voices: SAPI5 on Windows,
+NSSpeechSynthesizer on macOS, espeak-ng on Linux), edge-tts (neural, online) and any OpenAI-compatible
 `/v1/audio/speech` endpoint (optional).
 
 An engine turns (text, voice, rate) into 24 kHz mono PCM16. It says what it is (`name`, `version`, `identity()`),
@@ -10,23 +11,29 @@ against `NOMINAL_RATE` (175 wpm = the engine's normal speed), and the scale they
 
 espeak-ng is driven through its command line, not pyttsx3: pyttsx3 keeps one global engine per process behind an
 event loop (`runAndWait`) that is not safe to share between threads, and it can only write files; a subprocess per
-clip parallelises across cores and returns the WAV on stdout. The voices and variants are the same.
+clip parallelises across cores and returns the WAV on stdout. The `pyttsx3` engine is for machines without
+espeak-ng; its global engine lives in a worker process of its own, so it never blocks or races the runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
+import multiprocessing
 import os
 import random
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
     from s2s_eval.speech.tts import TTSSettings
 
 __all__ = ["ALIASES", "ENGINES", "NOMINAL_RATE", "EdgeEngine", "Engine", "EspeakEngine", "OpenAISpeechEngine",
-           "canonical_engine", "register"]
+           "Pyttsx3Engine", "canonical_engine", "register"]
 
 NOMINAL_RATE = 175  # words per minute that engines with a relative speed treat as their normal speed
 CHOOSE_ANOTHER = "choose another engine: `tts: {engine: espeak-ng}` in the eval spec, or `--tts espeak`"
@@ -150,6 +157,120 @@ class EspeakEngine:
             message = lines[-1] if lines else f"exit code {done.returncode}"
             raise UserError(f"espeak-ng failed for voice {settings.voice!r}: {message}")
         return audio.decode_to_pcm16(done.stdout)
+
+
+# --- pyttsx3 -------------------------------------------------------------------------------------------------
+
+PYTTSX3_TIMEOUT_S = 120.0
+_PYTTSX3: Any = None  # the worker process's one pyttsx3 engine
+
+
+def _pyttsx3_start() -> None:
+    """Worker process initialiser: the process's global pyttsx3 engine, created once."""
+    global _PYTTSX3
+    import pyttsx3
+
+    _PYTTSX3 = pyttsx3.init()
+
+
+def _pyttsx3_facts() -> dict[str, Any]:
+    """In the worker: the driver's name, the worker's pid, and the voices as (id, name, languages)."""
+    voices = [(v.id, v.name or "", [str(lang) for lang in (v.languages or [])])
+              for v in _PYTTSX3.getProperty("voices")]
+    return {"driver": type(_PYTTSX3.proxy._driver).__module__.rsplit(".", 1)[-1], "pid": os.getpid(),
+            "voices": voices}
+
+
+def _pyttsx3_speak(text: str, voice_id: str, rate: int) -> bytes:
+    """In the worker: `text` spoken to a temporary file (the only output pyttsx3 has); its bytes."""
+    _PYTTSX3.setProperty("voice", voice_id)
+    _PYTTSX3.setProperty("rate", rate)
+    with tempfile.TemporaryDirectory(prefix="s2s-pyttsx3-") as folder:
+        path = Path(folder) / "clip.wav"  # SAPI5 and espeak write WAV; NSSpeechSynthesizer writes AIFF, as named
+        _PYTTSX3.save_to_file(text, str(path))
+        _PYTTSX3.runAndWait()
+        return path.read_bytes() if path.exists() else b""
+
+
+@register("pyttsx3")
+class Pyttsx3Engine:
+    """The operating system's voices through `pyttsx3`: SAPI5 on Windows, NSSpeechSynthesizer on macOS, espeak-ng
+    (libespeak-ng) on Linux. Offline, for machines without the espeak-ng command.
+
+    Voices are pyttsx3 voice ids (`gmw/en-us` with espeak, a registry key with SAPI5, `com.apple.voice...` on
+    macOS), the part after the last `/` (`en-us`), or a voice's name (`English (America)`, `Samantha`). `rate` is
+    words per minute, as pyttsx3 takes it. pyttsx3 keeps one global engine per process behind a blocking event
+    loop, so it runs in one worker process of its own; clips are spoken there one at a time.
+    """
+
+    name: ClassVar[str] = "pyttsx3"
+
+    def __init__(self) -> None:
+        try:
+            importlib.metadata.version("pyttsx3")
+        except importlib.metadata.PackageNotFoundError:
+            raise UserError(f"pyttsx3 is not installed; `pip install pyttsx3`, or {CHOOSE_ANOTHER}") from None
+        self.max_workers = 1  # one worker process; more threads would only queue behind it
+        self._pool: ProcessPoolExecutor | None = None
+        self._facts: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_pyttsx3_start)
+            pool = self._pool
+        try:
+            return pool.submit(fn, *args).result(timeout=PYTTSX3_TIMEOUT_S)
+        except FutureTimeout:
+            raise UserError(f"pyttsx3 did not finish within {PYTTSX3_TIMEOUT_S:g} s; {CHOOSE_ANOTHER}") from None
+        except Exception as exc:  # the driver failed to load (no libespeak-ng, no SAPI5) or the worker died
+            raise UserError(f"pyttsx3 failed: {type(exc).__name__}: {str(exc)[:200]}; {CHOOSE_ANOTHER}") from None
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        if self._facts is None:
+            self._facts = self._call(_pyttsx3_facts)
+        return self._facts
+
+    @property
+    def version(self) -> str:
+        return importlib.metadata.version("pyttsx3")
+
+    def identity(self) -> dict[str, Any]:
+        return {"driver": self.facts["driver"]}
+
+    def check(self) -> None:
+        self.facts  # noqa: B018  (starts the worker: a missing driver is one line here, not one per clip)
+
+    def worker_pid(self) -> int:
+        """The process that owns pyttsx3's global engine (never the runner's)."""
+        return int(self.facts["pid"])
+
+    def voice_id(self, voice: str) -> str:
+        """The pyttsx3 voice id that `voice` names (id, id tail or name); unknown voices are one clear error."""
+        voices = self.facts["voices"]
+        for match in (lambda v: v[0] == voice, lambda v: v[0].rsplit("/", 1)[-1].lower() == voice.lower(),
+                      lambda v: v[1].lower() == voice.lower()):
+            found = [v[0] for v in voices if match(v)]
+            if found:
+                return str(found[0])
+        some = ", ".join(v[0] for v in voices[:6])
+        raise UserError(f"pyttsx3 ({self.facts['driver']}) has no voice {voice!r}; it has {len(voices)} voices, "
+                        f"e.g. {some}")
+
+    def synthesize(self, text: str, settings: TTSSettings) -> bytes:
+        data = self._call(_pyttsx3_speak, text, self.voice_id(settings.voice), settings.rate)
+        if not data:
+            raise UserError(f"pyttsx3 wrote no audio for voice {settings.voice!r}")
+        return audio.decode_to_pcm16(data)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
 
 # --- edge-tts -------------------------------------------------------------------------------------------------
