@@ -19,7 +19,7 @@ Each interval says which method made it (`Interval.method`), and each method is 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -208,6 +208,19 @@ def detectable_difference(n_a: int, p_a: float, n_b: int, p_b: float, *, power: 
     return min(1.0, (Z_975 + z_power) * math.sqrt(var(p_a, n_a) + var(p_b, n_b)))
 
 
+def _resampled(m: int, resamples: int, rng: np.random.Generator,
+               statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`statistic` of `resamples` bootstrap draws of m item indices (one row each), drawn in chunks so memory stays
+    bounded at large m. Each chunk's indices are drawn right before `statistic` runs on them: a statistic that draws
+    from the same generator (the two-level bootstraps) keeps one fixed order of draws for a seed."""
+    out = np.empty(resamples)
+    step = max(1, _CHUNK_CELLS // m)
+    for start in range(0, resamples, step):
+        rows = min(step, resamples - start)
+        out[start:start + rows] = statistic(rng.integers(0, m, size=(rows, m)))
+    return out
+
+
 def paired_quantile_difference(base: Sequence[float], new: Sequence[float], *, q: float = 0.5,
                                level: float = LEVEL, resamples: int = RESAMPLES,
                                seed: int = SEED) -> Interval | None:
@@ -222,13 +235,8 @@ def paired_quantile_difference(base: Sequence[float], new: Sequence[float], *, q
     m = a.size
     if m < 2:
         return None
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    step = max(1, _CHUNK_CELLS // m)
-    for start in range(0, resamples, step):
-        rows = min(step, resamples - start)
-        idx = rng.integers(0, m, size=(rows, m))
-        diffs[start:start + rows] = np.quantile(b[idx], q, axis=1) - np.quantile(a[idx], q, axis=1)
+    diffs = _resampled(m, resamples, np.random.default_rng(seed),
+                       lambda idx: np.quantile(b[idx], q, axis=1) - np.quantile(a[idx], q, axis=1))
     low, high = np.quantile(diffs, _tails(level))
     return Interval(float(np.quantile(b, q) - np.quantile(a, q)), float(low), float(high), BOOTSTRAP)
 
@@ -249,12 +257,7 @@ def pass_at_1_ci(passed: Sequence[int], tried: Sequence[int], *, level: float = 
         return None
     shares = c / k
     rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    step = max(1, _CHUNK_CELLS // m)
-    for start in range(0, resamples, step):
-        rows = min(step, resamples - start)
-        idx = rng.integers(0, m, size=(rows, m))
-        means[start:start + rows] = (rng.binomial(k[idx], shares[idx]) / k[idx]).mean(axis=1)
+    means = _resampled(m, resamples, rng, lambda idx: (rng.binomial(k[idx], shares[idx]) / k[idx]).mean(axis=1))
     low, high = np.quantile(means, _tails(level))
     return Interval(float(shares.mean()), float(low), float(high), TWO_LEVEL_BOOTSTRAP)
 
@@ -272,13 +275,8 @@ def paired_pass_at_1_difference(base: Sequence[tuple[int, int]], new: Sequence[t
     pb = np.array([b[0] for b, _ in pairs]) / kb
     pn = np.array([n[0] for _, n in pairs]) / kn
     rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    step = max(1, _CHUNK_CELLS // m)
-    for start in range(0, resamples, step):
-        rows = min(step, resamples - start)
-        idx = rng.integers(0, m, size=(rows, m))
-        diffs[start:start + rows] = (rng.binomial(kn[idx], pn[idx]) / kn[idx]
-                                     - rng.binomial(kb[idx], pb[idx]) / kb[idx]).mean(axis=1)
+    diffs = _resampled(m, resamples, rng, lambda idx: (rng.binomial(kn[idx], pn[idx]) / kn[idx]
+                                                        - rng.binomial(kb[idx], pb[idx]) / kb[idx]).mean(axis=1))
     low, high = np.quantile(diffs, _tails(level))
     return Interval(float((pn - pb).mean()), float(low), float(high), TWO_LEVEL_BOOTSTRAP)
 
