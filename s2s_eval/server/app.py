@@ -36,8 +36,8 @@ from s2s_eval import audio
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, gemini_app, grok, responses
-from s2s_eval.server.engines import Engine, make_engine
-from s2s_eval.server.faults import FaultConfig, FaultPlan
+from s2s_eval.server.engines import Engine, Reply, make_engine
+from s2s_eval.server.faults import Draw, FaultConfig, FaultPlan
 from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
 from s2s_eval.server.streaming import ResponseStream, Wire
@@ -102,6 +102,20 @@ class Shared:
     faults: FaultPlan
     sessions: int = 0
     session_numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_reply(self, session: Any, state: ResponseState, turns: Counter[str | None],
+                   session_number: int) -> tuple[Reply, Draw, float | None]:
+        """What one response does, whatever the protocol: the engine's reply (the n-th of its sample in this
+        session, counted in `turns`), the fault drawn for it, and its first-audio delay (None: none scheduled)."""
+        sample_id = state.sample_id
+        reply = self.engine.reply(session, state, turns[sample_id])
+        turns[sample_id] += 1
+        draw = self.faults.draw(sample_id if sample_id is not None else f"session-{session_number}")
+        delay_ms = reply.first_audio_delay_ms if reply.first_audio_delay_ms is not None else \
+            self.config.first_audio_delay_ms
+        if delay_ms is None and draw.jitter_ms:
+            delay_ms = 0.0
+        return reply, draw, delay_ms
 
 
 def _offered(request: Request) -> list[str]:
@@ -235,14 +249,7 @@ class Connection:
             self._spawn(self.stream(state, received))
 
     async def stream(self, state: ResponseState, received: float) -> None:
-        sample_id = state.sample_id
-        reply = self.shared.engine.reply(self.session, state, self.turns[sample_id])
-        self.turns[sample_id] += 1
-        draw = self.shared.faults.draw(sample_id if sample_id is not None else f"session-{self.number}")
-        delay_ms = reply.first_audio_delay_ms if reply.first_audio_delay_ms is not None else \
-            self.config.first_audio_delay_ms
-        if delay_ms is None and draw.jitter_ms:
-            delay_ms = 0.0
+        reply, draw, delay_ms = self.shared.next_reply(self.session, state, self.turns, self.number)
         await ResponseStream(self.wire, self.session, state, reply, draw, self.shared.speech, delay_ms,
                              received, stamp=self.config.stamp_send_time).run()
 

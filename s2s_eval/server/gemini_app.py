@@ -127,14 +127,7 @@ class GeminiConnection:
             self._spawn(self.stream(state, received))
 
     async def stream(self, state: ResponseState, received: float) -> None:
-        sample_id = state.sample_id
-        reply = self.shared.engine.reply(self.session, state, self.turns[sample_id])
-        self.turns[sample_id] += 1
-        draw = self.shared.faults.draw(sample_id if sample_id is not None else f"session-{self.number}")
-        delay_ms = reply.first_audio_delay_ms if reply.first_audio_delay_ms is not None else \
-            self.config.first_audio_delay_ms
-        if delay_ms is None and draw.jitter_ms:
-            delay_ms = 0.0
+        reply, draw, delay_ms = self.shared.next_reply(self.session, state, self.turns, self.number)
         with contextlib.suppress(ConnectionClosed):
             await TurnStream(self.wire, self.session, state, reply, draw, self.shared.speech, delay_ms,
                              received).run()
