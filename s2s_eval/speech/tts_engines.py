@@ -18,8 +18,10 @@ espeak-ng; its global engine lives in a worker process of its own, so it never b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import io
 import multiprocessing
 import os
 import random
@@ -181,15 +183,28 @@ def _pyttsx3_facts() -> dict[str, Any]:
             "voices": voices}
 
 
+PYTTSX3_TRIES = 3
+
+
 def _pyttsx3_speak(text: str, voice_id: str, rate: int) -> bytes:
-    """In the worker: `text` spoken to a temporary file (the only output pyttsx3 has); its bytes."""
+    """In the worker: `text` spoken to a temporary file (the only output pyttsx3 has); its bytes.
+
+    pyttsx3 2.99's espeak driver writes the file when espeak reports the end of the message, before it adds the
+    audio that came with that same callback: now and then a clip comes out with no samples at all (seen in CI).
+    Such a clip is spoken again, and never returned: an empty question would be cached and asked as silence.
+    """
     _PYTTSX3.setProperty("voice", voice_id)
     _PYTTSX3.setProperty("rate", rate)
-    with tempfile.TemporaryDirectory(prefix="s2s-pyttsx3-") as folder:
-        path = Path(folder) / "clip.wav"  # SAPI5 and espeak write WAV; NSSpeechSynthesizer writes AIFF, as named
-        _PYTTSX3.save_to_file(text, str(path))
-        _PYTTSX3.runAndWait()
-        return path.read_bytes() if path.exists() else b""
+    for _ in range(PYTTSX3_TRIES):
+        with tempfile.TemporaryDirectory(prefix="s2s-pyttsx3-") as folder:
+            path = Path(folder) / "clip.wav"  # SAPI5 and espeak write WAV; NSSpeechSynthesizer writes AIFF
+            with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints "Audio saved to ..."
+                _PYTTSX3.save_to_file(text, str(path))
+                _PYTTSX3.runAndWait()
+            data = path.read_bytes() if path.exists() else b""
+        if len(data) > 64:  # more than a bare WAV header: there are samples
+            return data
+    raise RuntimeError(f"no audio after {PYTTSX3_TRIES} tries")
 
 
 @register("pyttsx3")
@@ -262,9 +277,10 @@ class Pyttsx3Engine:
 
     def synthesize(self, text: str, settings: TTSSettings) -> bytes:
         data = self._call(_pyttsx3_speak, text, self.voice_id(settings.voice), settings.rate)
-        if not data:
+        pcm = audio.decode_to_pcm16(data) if data else b""
+        if not pcm:  # a bare header decodes to nothing: never cache silence as a question
             raise UserError(f"pyttsx3 wrote no audio for voice {settings.voice!r}")
-        return audio.decode_to_pcm16(data)
+        return pcm
 
     def close(self) -> None:
         with self._lock:
