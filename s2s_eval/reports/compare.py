@@ -153,6 +153,43 @@ def mismatches(base: Side, new: Side) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class _Paired:
+    """A yes/no outcome (right, failed) of each paired sample in both runs: the four cells, the difference of the
+    rates (new minus base) with its interval, and McNemar's exact p-value on the discordant pairs."""
+
+    n: int
+    both: int
+    base_only: int
+    new_only: int
+    ci: stats.Interval
+    p_value: float
+
+    @classmethod
+    def of(cls, flags: list[tuple[bool, bool]]) -> _Paired:
+        n = len(flags)
+        both = sum(a and b for a, b in flags)
+        base_only = sum(a and not b for a, b in flags)
+        new_only = sum(b and not a for a, b in flags)
+        ci = stats.paired_difference_ci(both, base_only, new_only, n - both - base_only - new_only)
+        assert ci is not None  # callers pair at least one sample
+        return cls(n, both, base_only, new_only, ci, stats.mcnemar_exact(base_only, new_only))
+
+    @property
+    def neither(self) -> int:
+        return self.n - self.both - self.base_only - self.new_only
+
+    @property
+    def discordant(self) -> float:
+        return (self.base_only + self.new_only) / self.n
+
+    def fill(self, metric: Metric) -> None:
+        """The metric's rates, difference, interval and p-value."""
+        metric.base, metric.new = (self.both + self.base_only) / self.n, (self.both + self.new_only) / self.n
+        metric.difference, metric.low, metric.high = self.ci.estimate, self.ci.low, self.ci.high
+        metric.p_value = self.p_value
+
+
 def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
     graded = [(a["correct"], b["correct"]) for a, b in pairs
               if isinstance(a.get("correct"), bool) and isinstance(b.get("correct"), bool)]
@@ -161,25 +198,19 @@ def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds)
     if n == 0:
         metric.note = "not measured: no sample was graded in both runs"
         return metric
-    both = sum(a and b for a, b in graded)
-    base_only = sum(a and not b for a, b in graded)
-    new_only = sum(b and not a for a, b in graded)
-    neither = n - both - base_only - new_only
-    ci = stats.paired_difference_ci(both, base_only, new_only, neither)
-    assert ci is not None
-    p = stats.mcnemar_exact(base_only, new_only)
+    cells = _Paired.of(graded)
+    cells.fill(metric)
+    ci, p, discordant = cells.ci, cells.p_value, cells.discordant
     drop = max(0.0, -ci.estimate)
-    discordant = (base_only + new_only) / n
     power = stats.mcnemar_power(n, discordant, t.max_accuracy_drop_pp / 100)
-    metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
-    metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
     # Below --min-pairs nothing fails the gate, however small p is: a handful of samples is a smoke test.
     metric.regression = (n >= t.min_pairs and ci.estimate < 0 and p < t.alpha
                          and drop * 100 > t.max_accuracy_drop_pp)
     needed = stats.pairs_needed(discordant, t.max_accuracy_drop_pp / 100)
     detectable = stats.detectable_paired_difference(n, discordant)
-    metric.details = {"both_right": both, "right_only_in_base": base_only, "right_only_in_new": new_only,
-                      "both_wrong": neither, "power": round(power, 3), "pairs_needed": max(needed, t.min_pairs),
+    metric.details = {"both_right": cells.both, "right_only_in_base": cells.base_only,
+                      "right_only_in_new": cells.new_only, "both_wrong": cells.neither,
+                      "power": round(power, 3), "pairs_needed": max(needed, t.min_pairs),
                       "detectable_drop_pp": None if detectable is None else round(detectable * 100, 2),
                       "interval": ci.method, "test": "McNemar exact (binomial test of the discordant pairs)"}
     if n < t.min_pairs:
@@ -224,18 +255,14 @@ def _errors(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -
     failed = [(a.get("status") != "ok", b.get("status") != "ok") for a, b in pairs]
     n = len(failed)
     metric = Metric("error_rate", n, threshold=t.max_error_increase_pp)
-    both = sum(a and b for a, b in failed)
-    base_only = sum(a and not b for a, b in failed)
-    new_only = sum(b and not a for a, b in failed)
-    ci = stats.paired_difference_ci(both, base_only, new_only, n - both - base_only - new_only)
-    assert ci is not None  # compare() pairs at least one sample
-    p = stats.mcnemar_exact(base_only, new_only)
-    metric.base, metric.new = (both + base_only) / n, (both + new_only) / n
-    metric.difference, metric.low, metric.high, metric.p_value = ci.estimate, ci.low, ci.high, p
-    metric.details = {"failed_in_both": both, "failed_only_in_base": base_only, "failed_only_in_new": new_only,
-                      "max_error_rate_pct": t.max_error_rate_pct, "interval": ci.method,
+    cells = _Paired.of(failed)  # compare() pairs at least one sample
+    cells.fill(metric)
+    ci, p = cells.ci, cells.p_value
+    metric.details = {"failed_in_both": cells.both, "failed_only_in_base": cells.base_only,
+                      "failed_only_in_new": cells.new_only, "max_error_rate_pct": t.max_error_rate_pct,
+                      "interval": ci.method,
                       "detectable_rise_pp": round(100 * (stats.detectable_paired_difference(
-                          n, (base_only + new_only) / n) or 1.0), 2)}
+                          n, cells.discordant) or 1.0), 2)}
     over_ceiling = metric.new * 100 > t.max_error_rate_pct
     rose = (n >= t.min_pairs and ci.estimate > 0 and p < t.alpha and ci.estimate * 100 > t.max_error_increase_pp)
     metric.regression = over_ceiling or rose
