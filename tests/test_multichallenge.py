@@ -8,7 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,10 +215,12 @@ class RelayedSession:
 class Relay:
     """A WebSocket relay between the runner and `s2s-eval serve` that records every session. Whenever the server
     confirms a user audio item, the relay asks for it back (`conversation.item.retrieve`) and keeps the reply out of
-    the runner's sight: the audio the server actually stored. Session n goes to `upstreams[n % len(upstreams)]`."""
+    the runner's sight: the audio the server actually stored. Session n goes to `upstreams[n % len(upstreams)]`,
+    or to the upstream `choose` picks (a seeded coin, say)."""
 
-    def __init__(self, upstreams: list[str]) -> None:
+    def __init__(self, upstreams: list[str], choose: Callable[[list[str]], str] | None = None) -> None:
         self.upstreams = [u.split("/v1/")[0] for u in upstreams]
+        self.choose = choose
         self.sessions: list[RelayedSession] = []
         self.url = ""
 
@@ -240,7 +242,8 @@ class Relay:
 
     async def _relay(self, client: ServerConnection) -> None:
         session = RelayedSession()
-        upstream = self.upstreams[len(self.sessions) % len(self.upstreams)]
+        upstream = (self.choose(self.upstreams) if self.choose else
+                    self.upstreams[len(self.sessions) % len(self.upstreams)])
         self.sessions.append(session)
         async with connect(upstream + client.request.path, max_size=None, compression=None) as server:
             async def runner_to_server() -> None:

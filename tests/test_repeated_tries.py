@@ -3,58 +3,20 @@ real, then its summary, `compare` and the report checked against figures compute
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import random
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from s2s_eval.log import sample_records
 from s2s_eval.reports.compare import compare, format_text
 from s2s_eval.reports.html import build_report
 from s2s_eval.runners.run import RunOptions, execute
 from tests.servers import serve_process, write_script
+from tests.test_multichallenge import Relay
 
 K = 5
-
-
-class CoinRelay:
-    """A WebSocket relay that sends each session to one of its upstreams, chosen by a seeded coin: each try of a
-    sample meets a model that answers "yes" or "no" at random. Run with concurrency 1, sessions arrive in a fixed
-    order, so the seed fixes every try's answer."""
-
-    def __init__(self, upstreams: list[str], seed: int) -> None:
-        self.upstreams = [u.split("/v1/")[0] for u in upstreams]
-        self.rng = random.Random(seed)
-        self.url = ""
-
-    async def __aenter__(self) -> CoinRelay:
-        self._server = await serve(self._relay, "127.0.0.1", 0, max_size=None, compression=None)
-        host, port = next(iter(self._server.sockets)).getsockname()[:2]
-        self.url = f"ws://{host}:{port}/v1/realtime"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _relay(self, client: ServerConnection) -> None:
-        upstream = self.rng.choice(self.upstreams)
-        async with connect(upstream + client.request.path, max_size=None, compression=None) as server:
-            async def pipe(source: object, sink: object) -> None:
-                with contextlib.suppress(ConnectionClosed):
-                    async for frame in source:  # type: ignore[attr-defined]
-                        await sink.send(frame)  # type: ignore[attr-defined]
-                await sink.close()  # type: ignore[attr-defined]
-
-            async with asyncio.TaskGroup() as group:
-                group.create_task(pipe(client, server))
-                group.create_task(pipe(server, client))
 
 
 async def coin_run(tmp_path: Path, data_dir: Path, name: str, seed: int) -> tuple[Path, dict]:
@@ -64,7 +26,9 @@ async def coin_run(tmp_path: Path, data_dir: Path, name: str, seed: int) -> tupl
     no = write_script(folder / "no.jsonl", [{"sample_id": "*", "responses": [{"text": "The answer is No."}]}])
     with serve_process("--engine", "scripted", "--script", str(yes), log=folder / "yes.log") as yes_url, \
             serve_process("--engine", "scripted", "--script", str(no), log=folder / "no.log") as no_url:
-        async with CoinRelay([yes_url, no_url], seed) as relay:
+        # Each session goes to the "yes" or the "no" server by a seeded coin: at concurrency 1 sessions arrive in a
+        # fixed order, so the seed fixes every try's answer.
+        async with Relay([yes_url, no_url], choose=random.Random(seed).choice) as relay:
             # navigate and web_of_lies are yes/no questions: there a coin flip is right half the time.
             return await execute(RunOptions(
                 model="gpt-realtime", eval="big_bench_audio", ids=[f"{c}_{i}" for c in ("navigate", "web_of_lies")
