@@ -146,8 +146,8 @@ def test_every_line_validates_and_the_previous_format_is_read(tmp_path: Path) ->
     assert record.schema_version == 0 and record.grade is not None and record.grade.grader is None
     assert record.latency.ttfa_ms == 512.0 and record.responses[0].function_calls[0].call_id == ""
     assert record.as_dict()["input_audio"] == "audio/navigate_0.input.wav"
-    with pytest.raises(UserError, match="schema version 3; this s2s-eval reads versions up to 2"):
-        parse_record({**version0, "schema_version": 3}, "new line")
+    with pytest.raises(UserError, match="schema version 4; this s2s-eval reads versions up to 3"):
+        parse_record({**version0, "schema_version": 4}, "new line")
     with pytest.raises(UserError, match="bad line: not a sample record .*latency.ttfa_ms"):
         parse_record({**version0, "latency": {"ttfa_ms": "soon"}}, "bad line")
     with pytest.raises(UserError, match="status"):

@@ -24,6 +24,7 @@ from s2s_eval.log._journal import (
 from s2s_eval.log._record import (
     SCHEMA_VERSION,
     Attempt,
+    Dynamics,
     ErrorInfo,
     FunctionCallInfo,
     GradeInfo,
@@ -38,7 +39,7 @@ from s2s_eval.log._spec import FACETS, Difference, Facet, RunIdentity, RunSpec
 
 __all__ = [
     "FACETS", "ITEMS", "RECORD_FIELDS", "SAMPLES", "SCHEMA_VERSION", "SPEC", "SUMMARY", "Attempt", "Difference",
-    "ErrorInfo", "Facet", "FunctionCallInfo", "GradeInfo", "InputClip", "Journal", "Latency", "ResponseInfo",
-    "RunIdentity", "RunSpec", "SampleRecord", "Trial", "contained_file", "parse_record", "read_items", "read_records",
-    "read_spec", "run_spec", "sample_records", "sum_usage", "write_items", "write_json",
+    "Dynamics", "ErrorInfo", "Facet", "FunctionCallInfo", "GradeInfo", "InputClip", "Journal", "Latency",
+    "ResponseInfo", "RunIdentity", "RunSpec", "SampleRecord", "Trial", "contained_file", "parse_record", "read_items",
+    "read_records", "read_spec", "run_spec", "sample_records", "sum_usage", "write_items", "write_json",
 ]

@@ -10,10 +10,13 @@ clip is kept), the grader's name and version in `grade`, and, with `--attempts K
 cost: the record's `usage`, `cost_usd` and `attempts` then add up every try, not the first only. Lines without a
 version (version 0, written before this module) are read and upgraded: nothing they hold is dropped.
 
-Version 2 (this one) adds, all optional: `latency.ttfa_voiced_ms` (time zero to the first *voiced* output sample)
+Version 2 adds, all optional: `latency.ttfa_voiced_ms` (time zero to the first *voiced* output sample)
 and `latency.voice_detector` (which detector found the voiced samples: Silero VAD, or the energy rule where it is
 not installed), and the question clip's measured loudness `input_clip.loudness_lufs` (BS.1770). Versions 0 and 1
 read as before, with these fields None.
+
+Version 3 (this one) adds the optional `dynamics`: what a full-duplex turn-taking session showed (pauses,
+interruptions, backchannels, turn-end latency; `runners/duplex.py`). Versions 0–2 read with it None.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s2s_eval.pricing import add_usage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def sum_usage(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -126,6 +129,39 @@ class Trial(_Part):
     responses: list[ResponseInfo] = Field(default_factory=list)  # of its last session: what a re-grade reads
 
 
+class Dynamics(_Part):
+    """Version 3: the timing facts and verdict of one full-duplex scenario (`runners/duplex.py` says how each is
+    measured). Times are ms on the session's clock, 0 = when the caller's first frame started being captured;
+    None = it did not happen, or was not measured.
+
+    `scenario` is the category: `pause` (a question with a mid-sentence pause: did the model take over before it
+    ended?), `interruption` (the caller cuts into a long answer: did the model yield, how fast, and did it answer
+    the interruption?), `backchannel` (the caller says "mm-hmm" into a long answer: did it wrongly stop or
+    restart?) and `turn_end` (end of the caller's voiced audio to the model's first voiced audio). `policy` names
+    the client's playback policy and `max_pause_ms` the longest mid-utterance pause a model is expected to wait
+    through; both are in the run's spec too.
+    """
+
+    scenario: Literal["pause", "interruption", "backchannel", "turn_end"]
+    policy: str
+    max_pause_ms: float | None = None
+    caller_end_ms: float | None = None  # the question's real end: its last voiced sample
+    cue_onset_ms: float | None = None  # interruption / backchannel: the caller's voiced cue starts ...
+    cue_end_ms: float | None = None  # ... and ends
+    model_start_ms: float | None = None  # the first response's playback starts (first audio delta received)
+    turn_end_latency_ms: float | None = None  # caller_end → the first voiced model audio played after it
+    takeover: bool | None = None  # pause: the model's playback started before caller_end
+    yielded: bool | None = None  # interruption: playback stopped after the cue's onset, before the answer's end
+    yield_kind: Literal["while_generating", "during_playback"] | None = None
+    yield_latency_ms: float | None = None  # cue onset → the model's audio stops
+    addressed: bool | None = None  # interruption: the next answer addresses the cue (rule); None: not judged
+    false_yield: bool | None = None  # backchannel: the model stopped, or started a new response, after the cue
+    truncate_audio_end_ms: int | None = None  # what `conversation.item.truncate` said was played
+    played_ms: float | None = None  # the playback clock's count of the item's audio played when it stopped
+    verdict: str = ""  # one line: what happened and why it counts as it does
+    events: list[tuple[str, float]] = Field(default_factory=list)  # the scenario's timeline, in ms
+
+
 class SampleRecord(BaseModel):
     """One finished sample. `status` is "ok" when a session finished; `correct` is None when it was not graded."""
 
@@ -165,6 +201,7 @@ class SampleRecord(BaseModel):
     asr: dict[str, Any] | None = None
     trials: list[Trial] | None = None
     pass_at_1: float | None = None
+    dynamics: Dynamics | None = None  # version 3: full-duplex scenarios (turn_taking)
     regraded: dict[str, Any] | None = None  # set by `s2s-eval regrade`: when, and the grade it replaced
 
     def with_trials(self, trials: list[Trial], shown: int) -> SampleRecord:
