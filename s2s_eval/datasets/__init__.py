@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s2s_eval.datasets import big_bench_audio, complexfuncbench, multichallenge
+from s2s_eval.datasets import big_bench_audio, complexfuncbench, multichallenge, turn_taking
 from s2s_eval.datasets.sample import Sample
 from s2s_eval.datasets.spec import EvalSpec
 from s2s_eval.errors import UserError
@@ -17,6 +17,7 @@ ADAPTERS: dict[str, Loader] = {
     "big_bench_audio": big_bench_audio.load_samples,
     "multichallenge": multichallenge.load_samples,
     "complexfuncbench": complexfuncbench.load_samples,
+    "turn_taking": turn_taking.load_samples,
 }
 
 

@@ -25,6 +25,20 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """What the caller says, and when, in a full-duplex turn-taking scenario (the `turn_taking` eval).
+
+    `parts` are spoken with `pause_ms` of silence between consecutive parts; `cue` (interruption or backchannel) is
+    spoken into the model's answer once `cue_at_ms` of it has played. The runner streams all of it in real time.
+    """
+
+    parts: tuple[str, ...]
+    pause_ms: int = 0
+    cue: str | None = None
+    cue_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Sample:
     """One benchmark item.
 
@@ -43,3 +57,4 @@ class Sample:
     metadata: dict[str, Any] = field(default_factory=dict)
     history: tuple[Message, ...] = ()
     tools: tuple[dict[str, Any], ...] = ()
+    scenario: Scenario | None = None  # full-duplex evals: the caller's script (sent as speech, never as text)

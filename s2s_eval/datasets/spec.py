@@ -11,6 +11,15 @@ from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.speech.tts import TTSSettings
 
 
+class DuplexSpec(BaseModel):
+    """Full-duplex evals (`turn_taking`): the caller streams audio in real time for the whole scenario."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_pause_ms: int = Field(default=2000, gt=0)  # the longest mid-utterance pause a model must wait through
+    grace_ms: int = Field(default=2000, ge=0)  # quiet time after the last activity before a scenario ends
+    max_scenario_s: float = Field(default=90.0, gt=0)  # a scenario still running after this fails (timeout)
+
+
 class EvalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -29,6 +38,7 @@ class EvalSpec(BaseModel):
     # turns are always text (a client cannot create assistant audio).
     history_user: Literal["audio", "text"] = "audio"
     max_tool_rounds: int = Field(default=16, ge=0)  # function-call rounds per turn before the runner stops answering
+    duplex: DuplexSpec | None = None  # set: each sample is one full-duplex scenario (runners/duplex.py)
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -34,6 +34,7 @@ class Answer:
     text: str  # the model's transcript of its final answer
     responses: list[Any] = field(default_factory=list)  # ResponseObservation of every response, in order
     episode: Episode | None = None
+    dynamics: Any = None  # full-duplex scenarios: the `Dynamics` the session measured (runners/duplex.py)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class RuleGrader:
 # Bump a grader's version when its rules change what it decides: runs graded by different versions are not
 # compared like for like (compare flags them), and `regrade` records which version produced each grade.
 GRADER_VERSIONS = {"big_bench_audio": "1", "big_bench_audio_judge": "1", "multichallenge": "1",
-                   "complexfuncbench": "1"}
+                   "complexfuncbench": "1", "turn_taking": "1"}
 
 
 def grader_version(name: str) -> str | None:
@@ -76,12 +77,13 @@ def grader_version(name: str) -> str | None:
 
 def get_grader(name: str) -> Grader:
     """The grader registered under `name`."""
-    from s2s_eval.graders import big_bench_audio, big_bench_audio_judge, complexfuncbench, multichallenge
+    from s2s_eval.graders import big_bench_audio, big_bench_audio_judge, complexfuncbench, multichallenge, turn_taking
 
     graders: dict[str, Grader] = {"big_bench_audio": RuleGrader(big_bench_audio.grade),
                                   "big_bench_audio_judge": big_bench_audio_judge.ExtractJudgeGrader(),
                                   "multichallenge": multichallenge.MultiChallengeGrader(),
-                                  "complexfuncbench": complexfuncbench.ComplexFuncBenchGrader()}
+                                  "complexfuncbench": complexfuncbench.ComplexFuncBenchGrader(),
+                                  "turn_taking": turn_taking.TurnTakingGrader()}
     if name not in graders:
         raise UserError(f"unknown grader {name!r}; available: {', '.join(graders)}")
     return graders[name]

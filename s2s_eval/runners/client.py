@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -70,25 +70,26 @@ def _status_kind(status: int) -> str:
 
 
 async def run_session(transport: Transport, machine: SessionMachine, *, timeout_s: float,
-                      pace: Pace = "burst") -> None:
+                      pace: Pace = "burst", exchange: Exchange | None = None) -> None:
     """Drive `machine` over one WebSocket session until it is done; failures end up in `machine.error`.
 
     `timeout_s` is a turn timeout: the session fails when that long passes without progress, counted from the
     connection attempt, the last audio sent (a paced upload of a long question never counts against it) and the
     last `response.done` (each tool round and each turn gets its own). Safe to cancel: cancellation closes the
-    socket and propagates.
+    socket and propagates. `exchange` moves the frames once connected (default: turn by turn; the full-duplex
+    streaming of `duplex.py` brings its own).
     """
     codec = transport.new_codec()
     headers = {**transport.headers, **({"OpenAI-Beta": "realtime=v1"} if transport.protocol == "beta" else {}),
                **codec.session_headers(machine.plan.metadata)}
     try:
         async with asyncio.timeout(timeout_s) as deadline:
-            progress = _Progress(deadline, timeout_s)
+            progress = Progress(deadline, timeout_s)
             async with connect(transport.url, additional_headers=headers, max_size=None,
                                compression="deflate" if transport.compression else None, open_timeout=OPEN_TIMEOUT_S,
                                proxy=None if is_loopback(transport.url) else True,
                                user_agent_header=f"s2s-eval/{__version__}") as ws:
-                await _exchange(ws, machine, codec, pace, progress)
+                await (exchange or _exchange)(ws, machine, codec, pace, progress)
     except TimeoutError:
         machine.abort("timeout", f"no progress for {timeout_s:g} s (turn timeout)")
     except InvalidStatus as exc:
@@ -105,7 +106,7 @@ async def run_session(transport: Transport, machine: SessionMachine, *, timeout_
 
 
 @dataclass
-class _Progress:
+class Progress:
     """Pushes the turn timeout forward whenever the session makes progress."""
 
     deadline: asyncio.Timeout
@@ -115,17 +116,20 @@ class _Progress:
         self.deadline.reschedule(asyncio.get_running_loop().time() + self.timeout_s)
 
 
+Exchange = Callable[[ClientConnection, SessionMachine, Codec, Pace, Progress], Awaitable[None]]
+
+
 async def _exchange(ws: ClientConnection, machine: SessionMachine, codec: Codec, pace: Pace,
-                    progress: _Progress) -> None:
+                    progress: Progress) -> None:
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     async with background(_send(ws, outbox, machine, codec, pace, progress)):
-        if _feed(machine, codec.opened(), time.perf_counter(), outbox, progress):
+        if feed(machine, codec.opened(), time.perf_counter(), outbox, progress):
             return
-        await _receive(ws, machine, codec, outbox, progress)
+        await receive(ws, machine, codec, outbox, progress)
 
 
-def _feed(machine: SessionMachine, events: list[dict[str, Any]], received: float,
-          outbox: asyncio.Queue[dict[str, Any]], progress: _Progress) -> bool:
+def feed(machine: SessionMachine, events: list[dict[str, Any]], received: float,
+          outbox: asyncio.Queue[dict[str, Any]], progress: Progress) -> bool:
     """Give the machine normalised events; True when the session is done."""
     for event in events:
         if event.get("type") == "response.done":
@@ -137,8 +141,8 @@ def _feed(machine: SessionMachine, events: list[dict[str, Any]], received: float
     return False
 
 
-async def _receive(ws: ClientConnection, machine: SessionMachine, codec: Codec,
-                   outbox: asyncio.Queue[dict[str, Any]], progress: _Progress) -> None:
+async def receive(ws: ClientConnection, machine: SessionMachine, codec: Codec,
+                   outbox: asyncio.Queue[dict[str, Any]], progress: Progress) -> None:
     async for frame in ws:
         received = time.perf_counter()
         try:
@@ -147,7 +151,7 @@ async def _receive(ws: ClientConnection, machine: SessionMachine, codec: Codec,
             what = "not JSON" if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) else str(exc)
             machine.abort("protocol", f"malformed server event ({what}): {str(frame)[:120]!r}")
             return
-        if _feed(machine, events, received, outbox, progress):
+        if feed(machine, events, received, outbox, progress):
             return
     machine.abort("disconnect", "the server closed the session before it was done")
 
@@ -175,7 +179,7 @@ def _audio_seconds(event: dict[str, Any]) -> float:
 
 
 async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], machine: SessionMachine, codec: Codec,
-                pace: Pace, progress: _Progress) -> None:
+                pace: Pace, progress: Progress) -> None:
     paced_until: float | None = None  # when the audio sent so far in this upload would have finished playing
     while True:
         event = await outbox.get()
@@ -199,7 +203,7 @@ async def _send(ws: ClientConnection, outbox: asyncio.Queue[dict[str, Any]], mac
             return  # the receiver reads what the server sent before closing (often an `error` saying why) and reports
         if event["type"] == "input_audio_buffer.append":
             progress.made()
-        if _feed(machine, codec.replies(), time.perf_counter(), outbox, progress):
+        if feed(machine, codec.replies(), time.perf_counter(), outbox, progress):
             await ws.close()  # the receiver is waiting on the socket: closing ends its loop
             return
         if outbox.empty() or pace == "burst":

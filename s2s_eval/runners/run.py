@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ from s2s_eval.log import (
 )
 from s2s_eval.providers import Codec
 from s2s_eval.runners.client import Pace, Transport, run_session
+from s2s_eval.runners.duplex import DuplexMachine, DuplexScript, Utterance, duplex_facts, run_duplex_session
 from s2s_eval.runners.errors import TurnError
 from s2s_eval.runners.local_server import local_server
 from s2s_eval.runners.looplag import LoopLagMonitor
@@ -275,6 +276,7 @@ class _Speech:
     question: bytes | None  # None: the question goes in as text (--input text)
     history: dict[str, bytes]  # text -> pcm
     voiced_end_ms: float | None = None  # the question's last voiced sample (VAD turns: time zero)
+    script: DuplexScript | None = None  # full-duplex evals: the scenario as the caller plays it
 
 
 def _responses_usage(machine: SessionMachine) -> dict[str, Any]:
@@ -295,9 +297,11 @@ def _plan(sample: Sample, speech: _Speech, ctx: _Context, episode: Episode | Non
     if episode is not None:
         def handler(call: FunctionCall) -> str:
             return episode.on_function_call(call.name, call.call_id, call.arguments)
-    turn = (UserTurn(pcm=speech.question, voiced_end_ms=speech.voiced_end_ms) if speech.question is not None
-            else UserTurn(text=sample.prompt_text))
-    return SessionPlan(session_update=update, turns=(turn,), history=history,
+    turns = (UserTurn(pcm=speech.question, voiced_end_ms=speech.voiced_end_ms) if speech.question is not None
+             else UserTurn(text=sample.prompt_text)),
+    if speech.script is not None and speech.script.cue is not None:  # what the caller says (input_audio_s counts it)
+        turns += (UserTurn(pcm=speech.script.cue.pcm),)
+    return SessionPlan(session_update=update, turns=turns, history=history,
                        metadata={"sample_id": sample.sample_id}, mode=ctx.options.turn_mode, chunk_ms=INPUT_CHUNK_MS,
                        on_function_call=handler, max_tool_rounds=ctx.spec.max_tool_rounds)
 
@@ -309,10 +313,15 @@ async def _attempt(sample: Sample, speech: _Speech, ctx: _Context) -> _Attempts:
     for attempt in range(1, ctx.policy.max_attempts + 1):
         await ctx.starts.wait()
         episode = ctx.grader.episode(sample)  # fresh per attempt: a retry replays the conversation from the start
-        machine = SessionMachine(_plan(sample, speech, ctx, episode))
+        plan = _plan(sample, speech, ctx, episode)
         async with ctx.limiter.slot() as generation:
-            await run_session(ctx.transport, machine, timeout_s=ctx.profile.turn_timeout_s,
-                              pace=ctx.options.effective_pace(ctx.profile))
+            if speech.script is not None:
+                machine: SessionMachine = DuplexMachine(plan, speech.script)
+                await run_duplex_session(ctx.transport, machine, timeout_s=ctx.profile.turn_timeout_s)
+            else:
+                machine = SessionMachine(plan)
+                await run_session(ctx.transport, machine, timeout_s=ctx.profile.turn_timeout_s,
+                                  pace=ctx.options.effective_pace(ctx.profile))
         usage = _responses_usage(machine)  # failed attempts are billed for what they generated, too
         cost = (None if ctx.price is None else
                 sum(pricing.cost_usd(r.usage, ctx.price) for r in machine.responses if r.usage))
@@ -349,7 +358,8 @@ async def _grade(sample: Sample, result: _Attempts, ctx: _Context) -> Grade | No
     if machine.error is not None:
         return None
     final = machine.final()
-    answer = Answer(final.response_text if final else "", list(machine.responses), result.episode)
+    answer = Answer(final.response_text if final else "", list(machine.responses), result.episode,
+                    dynamics=machine.dynamics if isinstance(machine, DuplexMachine) else None)
     return await ctx.grader.grade(sample, answer, ctx.grading)
 
 
@@ -404,6 +414,7 @@ def build_record(sample: Sample, profile: RunnerProfile, result: _Attempts, grad
         output_audio=output_audio,
         timeline=first.timeline if first else [],
         finished_at=_now(),
+        dynamics=machine.dynamics if isinstance(machine, DuplexMachine) else None,
     )
 
 
@@ -416,12 +427,20 @@ def texts_to_speak(samples: list[Sample], spec: EvalSpec, input_modality: str = 
     """Every text a run synthesises: each question and its spoken prior turns; nothing for text input."""
     if input_modality == "text":
         return []
-    return list(dict.fromkeys(t for s in samples for t in (s.prompt_text, *spoken_history(s, spec))))
+    return list(dict.fromkeys(t for s in samples
+                              for t in (s.prompt_text, *spoken_history(s, spec), *_scenario_texts(s))))
+
+
+def _scenario_texts(sample: Sample) -> tuple[str, ...]:
+    scenario = sample.scenario
+    return () if scenario is None else (*scenario.parts, *((scenario.cue,) if scenario.cue else ()))
 
 
 async def _speech(sample: Sample, ctx: _Context) -> _Speech:
     if ctx.options.input_modality == "text":  # text→speech / text→text: the same items, typed instead of spoken
         return _Speech(None, {})
+    if sample.scenario is not None:
+        return await asyncio.to_thread(_duplex_speech, sample, ctx)
     question = await asyncio.to_thread(ctx.synth.speech, sample, sample.prompt_text)
     history = {text: await asyncio.to_thread(ctx.synth.speech, sample, text)
                for text in spoken_history(sample, ctx.spec)}
@@ -430,6 +449,19 @@ async def _speech(sample: Sample, ctx: _Context) -> _Speech:
         span = await asyncio.to_thread(voice_activity.voiced_span, question)
         voiced_end_ms = span.end_ms if span else 0.0
     return _Speech(question, history, voiced_end_ms)
+
+
+def _duplex_speech(sample: Sample, ctx: _Context) -> _Speech:
+    """A scenario's audio: its parts with the pauses between them, and its cue (voiced spans found once, here)."""
+    scenario, duplex = sample.scenario, ctx.spec.duplex
+    assert scenario is not None and duplex is not None
+    gap = audio.silence(scenario.pause_ms)
+    opening = gap.join(ctx.synth.speech(sample, part) for part in scenario.parts)
+    cue = Utterance.of(ctx.synth.speech(sample, scenario.cue)) if scenario.cue else None
+    script = DuplexScript(sample.category, Utterance.of(opening), cue, scenario.cue_at_ms,  # type: ignore[arg-type]
+                          max_pause_ms=duplex.max_pause_ms, grace_ms=duplex.grace_ms,
+                          max_scenario_s=duplex.max_scenario_s, answer_timeout_s=ctx.profile.turn_timeout_s)
+    return _Speech(opening, {}, script.opening.voiced_end_ms, script)
 
 
 def _trial(result: _Attempts, grade: GradeInfo | None) -> Trial:
@@ -447,6 +479,8 @@ async def _run_sample(sample: Sample, ctx: _Context) -> SampleRecord:
     trials: list[tuple[_Attempts, GradeInfo | None]] = []
     for _ in range(ctx.options.trials):
         result = await _attempt(sample, speech, ctx)
+        if isinstance(result.machine, DuplexMachine) and result.machine.error is None:
+            await asyncio.to_thread(result.machine.summarise)  # Silero VAD on the answers: off the loop
         trials.append((result, grade_info(await _grade(sample, result, ctx), ctx.spec.grader)))
     shown = next((i for i, (_, g) in enumerate(trials) if g is not None and g.correct), 0)
     result, grade = trials[shown]
@@ -544,7 +578,8 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
                    "ids": options.ids, "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
                    "n_selected": n_selected,
                    # finds voiced samples: the answers' (ttfa_voiced_ms) and, in VAD turns, the question's end
-                   "voice_detector": voice_activity.detector()},
+                   "voice_detector": voice_activity.detector(),
+                   **({"duplex": duplex_facts(spec.duplex.max_pause_ms, spec.duplex.grace_ms)} if spec.duplex else {})},
         "host": host_facts(),
     }
 
@@ -553,6 +588,10 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
     """Run an eval; return the run directory and its summary."""
     profile = effective_profile(options)
     spec = load_eval(options.eval)
+    if spec.duplex is not None:  # the caller streams speech for the model's own turn detection: VAD, spoken
+        if options.input_modality == "text":
+            raise UserError(f"{spec.name} streams the caller's speech: it cannot take --input text")
+        options = replace(options, turn_mode="vad")
     if options.perturb is not None:
         spec = spec.model_copy(update={"perturb": options.perturb})
     if options.input_modality == "text" and options.turn_mode == "vad":
