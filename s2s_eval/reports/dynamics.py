@@ -93,10 +93,10 @@ class DynamicsFigures:
 
     def latencies(self) -> list[tuple[str, str, Quantiles]]:
         """(key, name, latency) in the order the report shows them."""
-        kinds = [(f"yield_{kind}", f"… yielded {kind.replace('_', ' ')}", self.yield_latency_by_kind[kind])
+        kinds = [(f"yield_{kind}", f"… yielded {kind.replace('_', ' ')},", self.yield_latency_by_kind[kind])
                  for kind in YIELD_KINDS]
-        return [("yield_latency", "Yield latency (ms)", self.yield_latency), *kinds,
-                ("turn_end_latency", "Turn-end latency (ms)", self.turn_end_latency)]
+        return [("yield_latency", "Yield latency", self.yield_latency), *kinds,
+                ("turn_end_latency", "Turn-end latency", self.turn_end_latency)]
 
 
 def _number(value: Any) -> float | None:

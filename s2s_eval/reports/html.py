@@ -223,9 +223,8 @@ def _rate_cell(rate: dynamics.Rate) -> dict[str, Any]:
 def _quantile_cell(quantiles: dynamics.Quantiles, interval: stats.Interval | None) -> dict[str, Any]:
     if quantiles.n == 0 or interval is None:
         return {"text": NOT_MEASURED}
-    ci = f"95% CI {format_ms(interval.low)}–{format_ms(interval.high)}" if interval.low != interval.high else ""
-    return {"text": f"{format_ms(interval.estimate)} ms", "sub": f"n={quantiles.n}", "ci": ci,
-            "method": interval.method}
+    return {"text": f"{format_ms(interval.estimate)} ms", "sub": f"n={quantiles.n}",
+            "ci": f"95% CI {format_ms(interval.low)}–{format_ms(interval.high)}", "method": interval.method}
 
 
 def _dynamics_section(figures: Sequence[dynamics.DynamicsFigures], colours: dict[str, str]) -> dict[str, Any] | None:
