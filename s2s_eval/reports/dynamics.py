@@ -19,7 +19,7 @@ bootstrap intervals (`stats`). A fact recorded as None was not measured and is l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,9 +114,8 @@ def figures(parts: Sequence[dict[str, Any]], *, label: str = "", run_index: int 
     def of(scenario: str) -> list[dict[str, Any]]:
         return [d for d in parts if d.get("scenario") == scenario]
 
-    def values(items: Iterable[dict[str, Any]], key: str,
-               keep: Callable[[dict[str, Any]], bool] = bool) -> list[float | None]:
-        return [_number(d.get(key)) for d in items if keep(d)]
+    def values(items: Iterable[dict[str, Any]], key: str) -> list[float | None]:
+        return [_number(d.get(key)) for d in items]
 
     interruptions = of("interruption")
     yielded = [d for d in interruptions if d.get("yielded") is True]
@@ -135,8 +134,8 @@ def figures(parts: Sequence[dict[str, Any]], *, label: str = "", run_index: int 
         takeover=Rate.of(d.get("takeover") for d in of("pause")),
         yielded=Rate.of(d.get("yielded") for d in interruptions),
         yield_latency=Quantiles.of(values(yielded, "yield_latency_ms")),
-        yield_latency_by_kind={kind: Quantiles.of(values(yielded, "yield_latency_ms",
-                                                       lambda d, k=kind: d.get("yield_kind") == k))
+        yield_latency_by_kind={kind: Quantiles.of(values([d for d in yielded if d.get("yield_kind") == kind],
+                                                         "yield_latency_ms"))
                                for kind in YIELD_KINDS},
         addressed=Rate.of(d.get("addressed") for d in interruptions),
         false_yield=Rate.of(d.get("false_yield") for d in of("backchannel")),
