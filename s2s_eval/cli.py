@@ -152,9 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 when the new run regressed "
                          "significantly beyond a threshold")
     compare.add_argument("--max-accuracy-drop", type=_non_negative, default=5.0, metavar="PP",
-                         help="accuracy drop in percentage points tolerated (default: 5)")
+                         help="accuracy drop in percentage points tolerated; also a turn-taking run's rise of "
+                         "takeovers or false yields, or drop of yields (default: 5)")
     compare.add_argument("--max-ttfa-increase-ms", type=_non_negative, default=100.0, metavar="MS",
-                         help="rise of the median time to first audio tolerated (default: 100)")
+                         help="rise of the median time to first audio tolerated; also of a turn-taking run's "
+                         "median yield and turn-end latencies (default: 100)")
     compare.add_argument("--max-error-rate", type=_non_negative, default=10.0, metavar="PCT",
                          help="share of failed samples in the new run above which the gate fails, however many "
                          "samples were paired (default: 10)")

@@ -80,7 +80,7 @@ def record(sample_id: str, model: str, *, correct: bool | None, rng: random.Rand
 def write_run(run_dir: Path, records: list[dict[str, Any]], *, model: str, started_at: dt.datetime | None = None,
               concurrency: int = 8, tts: dict[str, Any] | None = None, dataset_sha: str = "ab" * 32,
               judge: dict[str, Any] | None = None, eval_name: str = "big_bench_audio",
-              summary: bool = True, complete: bool = True) -> Path:
+              summary: bool = True, complete: bool = True, duplex: dict[str, Any] | None = None) -> Path:
     """Write a run directory (spec, journal, summary) holding `records`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     started = started_at or dt.datetime(2025, 8, 29, 10, 0, tzinfo=dt.UTC)
@@ -97,6 +97,8 @@ def write_run(run_dir: Path, records: list[dict[str, Any]], *, model: str, start
         "runner": {"concurrency": concurrency, "turn_mode": "manual", "pace": "burst", "protocol": "ga",
                    "trials": 1, "limit": None, "ids": None, "shard": None, "n_selected": len(records)},
     }
+    if duplex is not None:  # a full-duplex run (turn_taking): its playback policy and longest expected pause
+        spec["runner"]["duplex"] = duplex
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     with (run_dir / "samples.jsonl").open("w", encoding="utf-8") as f:
         for r in records:
@@ -137,3 +139,47 @@ def tone(seconds: float, hz: float) -> bytes:
 
     t = np.arange(int(seconds * audio.SAMPLE_RATE)) / audio.SAMPLE_RATE
     return audio.to_pcm16((0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32))
+
+
+DUPLEX = {"policy": "stop_at_speech_started", "max_pause_ms": 2000.0, "frame_ms": 20}
+
+
+def scenario_verdict(scenario: str, facts: dict[str, Any]) -> bool:
+    """The scenario's good behaviour, as the turn_taking grader decides it."""
+    if scenario == "pause":
+        return not facts.get("takeover")
+    if scenario == "interruption":
+        return bool(facts.get("yielded"))
+    if scenario == "backchannel":
+        return not facts.get("false_yield")
+    return facts.get("turn_end_latency_ms") is not None
+
+
+def dynamics_record(sample_id: str, model: str, scenario: str, *, rng: random.Random, policy: str = DUPLEX["policy"],
+                    **facts: Any) -> dict[str, Any]:
+    """A turn_taking record of `scenario` whose `dynamics` holds `facts` (the rest: a plausible timeline)."""
+    base = record(sample_id, model, correct=True, rng=rng, eval_name="turn_taking")
+    caller_end = facts.get("caller_end_ms", 2400.0)
+    events = [["caller.first_frame", 0.0], ["caller.voiced_end", caller_end]]
+    if facts.get("cue_onset_ms") is not None:
+        events.append(["caller.cue_onset", facts["cue_onset_ms"]])
+    if facts.get("yield_latency_ms") is not None and facts.get("cue_onset_ms") is not None:
+        events.append(["model.playback_stopped", facts["cue_onset_ms"] + facts["yield_latency_ms"]])
+    if facts.get("turn_end_latency_ms") is not None:
+        events.append(["model.first_voiced_audio", caller_end + facts["turn_end_latency_ms"]])
+    dynamics = {"scenario": scenario, "policy": policy, "max_pause_ms": DUPLEX["max_pause_ms"],
+                "caller_end_ms": caller_end, "verdict": f"{scenario}: as scripted", "events": sorted(
+                    events, key=lambda e: e[1]), **facts}
+    correct = scenario_verdict(scenario, facts)
+    grade = {**base["grade"], "correct": correct, "score": float(correct), "reason": dynamics["verdict"]}
+    return {**base, "category": scenario, "correct": correct, "score": float(correct), "grade": grade,
+            "target": None, "dynamics": dynamics}
+
+
+def make_dynamics_run(run_dir: Path, model: str, scenarios: dict[str, list[dict[str, Any]]], *,
+                      duplex: dict[str, Any] | None = None, **spec: Any) -> Path:
+    """A turn_taking run: per scenario, one record per facts dict, ids `<scenario>_<index>`."""
+    rng = random.Random(model)
+    records = [dynamics_record(f"{scenario}_{i}", model, scenario, rng=rng, **facts)
+               for scenario, items in scenarios.items() for i, facts in enumerate(items)]
+    return write_run(run_dir, records, model=model, eval_name="turn_taking", duplex=duplex or DUPLEX, **spec)

@@ -178,3 +178,12 @@ def test_wilson_covers_within_the_band_where_any_interval_can() -> None:
     steps = scipy_stats.binom.sf([17, 16], 20, 0.95)  # P(X >= 18), P(X >= 17)
     assert steps[0] < 0.93 and steps[1] > 0.975
     assert coverage(20, 0.95) == pytest.approx(steps[0])
+
+
+def test_quantile_ci_is_a_seeded_percentile_bootstrap_around_the_quantile() -> None:
+    values = [float(v) for v in range(1, 101)]
+    p90 = stats.quantile_ci(values, q=0.9)
+    assert p90 is not None and p90.estimate == pytest.approx(90.1) and p90.method == stats.BOOTSTRAP
+    assert 80 < p90.low < p90.estimate < p90.high <= 100
+    assert stats.quantile_ci(list(reversed(values)), q=0.9) == p90  # seeded, and order-free
+    assert stats.quantile_ci([5.0]) is None and stats.quantile_ci([]) is None

@@ -75,7 +75,8 @@ def _legend(ax: Axes, n: int) -> None:
                      handlelength=1.6)
 
 
-def cdf_chart(series: Sequence[Series], title: str, xlabel: str = "Time to first audio (ms)") -> bytes:
+def cdf_chart(series: Sequence[Series], title: str, xlabel: str = "Time to first audio (ms)",
+              ylabel: str = "Share of answers") -> bytes:
     """Empirical CDF of one latency per model: how many answers started within x ms (as SVG)."""
     with figure(10.5, 4.2) as fig:
         ax = fig.add_subplot()
@@ -96,7 +97,7 @@ def cdf_chart(series: Sequence[Series], title: str, xlabel: str = "Time to first
         ax.yaxis.set_major_locator(MultipleLocator(25))
         ax.yaxis.set_major_formatter(PercentFormatter(100, decimals=0))
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("Share of answers")
+        ax.set_ylabel(ylabel)
         style_axes(ax, "both")
         if everything:
             _legend(ax, len(series))

@@ -10,6 +10,11 @@ API) would otherwise look merely underpowered. The error rate fails the gate whe
 any number of pairs, or when it rises significantly (McNemar on the paired error indicator) by more than its
 threshold. With `--attempts K` in both runs, pass@1 over tries is compared too (reported, not gated).
 
+Full-duplex turn-taking runs (records with `dynamics`, issue 16) gate on their conversational dynamics the same
+way: the takeover, yield and false-yield rates are paired yes/no outcomes tested like accuracy (a rise of takeovers
+or false yields, or a drop of yields, beyond --max-accuracy-drop percentage points), and the median yield and
+turn-end latencies like TTFA (--max-ttfa-increase-ms).
+
 Differences that make the runs not comparable like for like — other samples, dataset revision, TTS settings, judge,
 turn mode — are listed as warnings beside the verdict.
 """
@@ -147,6 +152,11 @@ def mismatches(base: Side, new: Side) -> list[str]:
     efforts = [(side.spec.get("model") or {}).get("reasoning_effort") for side in (base, new)]
     if efforts[0] != efforts[1]:
         out.insert(0, f"reasoning efforts differ: base {efforts[0] or 'not set'} vs new {efforts[1] or 'not set'}")
+    # Turn-taking figures depend on the client's playback policy and the pause a model is expected to wait through.
+    duplex = [(side.spec.get("runner") or {}).get("duplex") for side in (base, new)]
+    if duplex[0] != duplex[1]:
+        out.append(f"full-duplex settings differ: base {json.dumps(duplex[0], sort_keys=True)} vs new "
+                   f"{json.dumps(duplex[1], sort_keys=True)}")
     for side, name in ((base, "base"), (new, "new")):
         if side.complete is False:
             out.append(f"the {name} run is incomplete (summary.json says complete: false)")
@@ -190,6 +200,30 @@ class _Paired:
         metric.p_value = self.p_value
 
 
+def _gate_share(metric: Metric, cells: _Paired, t: Thresholds, threshold_pp: float, worse: str) -> float | None:
+    """Decide a paired share's verdict: a regression is a significant change the `worse` way ("drop" or "rise") of
+    more than `threshold_pp`, on at least --min-pairs pairs; a comparison with too few pairs, or too little power
+    to see a change of that size, is flagged underpowered with the pairs it would need. Returns the smallest
+    change (a fraction) the pairs could detect with 80% power."""
+    n, ci, p, discordant = cells.n, cells.ci, cells.p_value, cells.discordant
+    change = max(0.0, -ci.estimate if worse == "drop" else ci.estimate)
+    power = stats.mcnemar_power(n, discordant, threshold_pp / 100)
+    # Below --min-pairs nothing fails the gate, however small p is: a handful of samples is a smoke test.
+    metric.regression = n >= t.min_pairs and change > 0 and p < t.alpha and change * 100 > threshold_pp
+    needed = max(stats.pairs_needed(discordant, threshold_pp / 100), t.min_pairs)
+    metric.details.update(power=round(power, 3), pairs_needed=needed,
+                          interval=ci.method, test="McNemar exact (binomial test of the discordant pairs)")
+    if n < t.min_pairs:
+        metric.underpowered = True
+        metric.note = (f"underpowered: only {n} pairs (fewer than --min-pairs {t.min_pairs}); about "
+                       f"{needed:,} are needed for 80% power against a {threshold_pp:g} pp {worse}")
+    elif not metric.regression and power < 0.8:
+        metric.underpowered = True
+        metric.note = (f"underpowered: {n} pairs give {power:.0%} power to detect a {threshold_pp:g} pp "
+                       f"{worse}; about {needed:,} are needed")
+    return stats.detectable_paired_difference(n, discordant)
+
+
 def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
     graded = [(a["correct"], b["correct"]) for a, b in pairs
               if isinstance(a.get("correct"), bool) and isinstance(b.get("correct"), bool)]
@@ -200,28 +234,10 @@ def _accuracy(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds)
         return metric
     cells = _Paired.of(graded)
     cells.fill(metric)
-    ci, p, discordant = cells.ci, cells.p_value, cells.discordant
-    drop = max(0.0, -ci.estimate)
-    power = stats.mcnemar_power(n, discordant, t.max_accuracy_drop_pp / 100)
-    # Below --min-pairs nothing fails the gate, however small p is: a handful of samples is a smoke test.
-    metric.regression = (n >= t.min_pairs and ci.estimate < 0 and p < t.alpha
-                         and drop * 100 > t.max_accuracy_drop_pp)
-    needed = stats.pairs_needed(discordant, t.max_accuracy_drop_pp / 100)
-    detectable = stats.detectable_paired_difference(n, discordant)
     metric.details = {"both_right": cells.both, "right_only_in_base": cells.base_only,
-                      "right_only_in_new": cells.new_only, "both_wrong": cells.neither,
-                      "power": round(power, 3), "pairs_needed": max(needed, t.min_pairs),
-                      "detectable_drop_pp": None if detectable is None else round(detectable * 100, 2),
-                      "interval": ci.method, "test": "McNemar exact (binomial test of the discordant pairs)"}
-    if n < t.min_pairs:
-        metric.underpowered = True
-        metric.note = (f"underpowered: only {n} pairs (fewer than --min-pairs {t.min_pairs}); about "
-                       f"{metric.details['pairs_needed']:,} are needed for 80% power against a "
-                       f"{t.max_accuracy_drop_pp:g} pp drop")
-    elif not metric.regression and power < 0.8:
-        metric.underpowered = True
-        metric.note = (f"underpowered: {n} pairs give {power:.0%} power to detect a {t.max_accuracy_drop_pp:g} pp "
-                       f"drop; about {metric.details['pairs_needed']:,} are needed")
+                      "right_only_in_new": cells.new_only, "both_wrong": cells.neither}
+    detectable = _gate_share(metric, cells, t, t.max_accuracy_drop_pp, "drop")
+    metric.details["detectable_drop_pp"] = None if detectable is None else round(detectable * 100, 2)
     return metric
 
 
@@ -274,16 +290,25 @@ def _errors(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -
     return metric
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> Metric:
     def ttfa(r: dict[str, Any]) -> float | None:
-        value = (r.get("latency") or {}).get("ttfa_ms") if r.get("status") == "ok" else None
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return _number((r.get("latency") or {}).get("ttfa_ms")) if r.get("status") == "ok" else None
 
-    measured = [(a, b) for a, b in ((ttfa(x), ttfa(y)) for x, y in pairs) if a is not None and b is not None]
-    metric = Metric("ttfa_p50_ms", len(measured), threshold=t.max_ttfa_increase_ms)
+    return _latency("ttfa_p50_ms", "a TTFA", [(ttfa(a), ttfa(b)) for a, b in pairs], t)
+
+
+def _latency(name: str, what: str, values: list[tuple[float | None, float | None]], t: Thresholds) -> Metric:
+    """A median latency, base against new, over the pairs measured in both: a paired bootstrap of the difference in
+    medians; a regression is an interval wholly above zero and an estimate past --max-ttfa-increase-ms."""
+    measured = [(a, b) for a, b in values if a is not None and b is not None]
+    metric = Metric(name, len(measured), threshold=t.max_ttfa_increase_ms)
     ci = stats.paired_quantile_difference([a for a, _ in measured], [b for _, b in measured])
     if ci is None:
-        metric.note = "not measured: fewer than two samples have a TTFA in both runs"
+        metric.note = f"not measured: fewer than two samples have {what} in both runs"
         return metric
     metric.base = float(np.median([a for a, _ in measured]))
     metric.new = float(np.median([b for _, b in measured]))
@@ -299,6 +324,55 @@ def _ttfa(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> 
                        f"{t.max_ttfa_increase_ms:g} ms threshold; " + _ttfa_pairs_needed(len(measured), ci, t))
     metric.details = {"interval": f"paired {ci.method} of the difference in medians"}
     return metric
+
+
+# Paired yes/no outcomes of full-duplex scenarios (issue 16): (metric, scenario, dynamics field, which way is worse).
+DYNAMICS_RATES = (("takeover_rate", "pause", "takeover", "rise"), ("yield_rate", "interruption", "yielded", "drop"),
+                  ("false_yield_rate", "backchannel", "false_yield", "rise"))
+
+
+def _dynamics_part(r: dict[str, Any]) -> dict[str, Any] | None:
+    part = r.get("dynamics")
+    return part if r.get("status") == "ok" and isinstance(part, dict) else None
+
+
+def _dynamics(pairs: list[tuple[dict[str, Any], dict[str, Any]]], t: Thresholds) -> list[Metric]:
+    """Turn-taking metrics, when either run has full-duplex records: the takeover, yield and false-yield rates as
+    paired outcomes gated like accuracy (McNemar, --max-accuracy-drop in pp, the worse way: a rise of takeovers or
+    false yields, a drop of yields), and the median yield and turn-end latencies gated like TTFA. A fact either
+    run did not measure (None) leaves that pair out."""
+    if not any(r.get("dynamics") for pair in pairs for r in pair):
+        return []
+    metrics = []
+    for name, scenario, key, worse in DYNAMICS_RATES:
+        flags = []
+        for a, b in pairs:
+            da, db = _dynamics_part(a), _dynamics_part(b)
+            if da and db and da.get("scenario") == db.get("scenario") == scenario:
+                if isinstance(da.get(key), bool) and isinstance(db.get(key), bool):
+                    flags.append((da[key], db[key]))
+        metric = Metric(name, len(flags), threshold=t.max_accuracy_drop_pp)
+        metrics.append(metric)
+        if not flags:
+            metric.note = f"not measured: no {scenario} scenario measured it in both runs"
+            continue
+        cells = _Paired.of(flags)
+        cells.fill(metric)
+        metric.details = {"in_both": cells.both, "only_in_base": cells.base_only, "only_in_new": cells.new_only,
+                          "in_neither": cells.neither, "worse": worse}
+        detectable = _gate_share(metric, cells, t, t.max_accuracy_drop_pp, worse)
+        metric.details["detectable_change_pp"] = None if detectable is None else round(detectable * 100, 2)
+
+    def latency(r: dict[str, Any], key: str) -> float | None:
+        part = _dynamics_part(r)
+        return _number(part.get(key)) if part else None
+
+    metrics.append(_latency("yield_latency_p50_ms", "a yield latency",
+                            [(latency(a, "yield_latency_ms"), latency(b, "yield_latency_ms")) for a, b in pairs], t))
+    metrics.append(_latency("turn_end_latency_p50_ms", "a turn-end latency",
+                            [(latency(a, "turn_end_latency_ms"), latency(b, "turn_end_latency_ms"))
+                             for a, b in pairs], t))
+    return metrics
 
 
 def _ttfa_pairs_needed(n: int, ci: stats.Interval, t: Thresholds) -> str:
@@ -331,6 +405,7 @@ def compare(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None)
     tries = _tries(pairs)
     if tries is not None:
         metrics.append(tries)
+    metrics += _dynamics(pairs, t)
     return Comparison(str(base.run_dir), str(new.run_dir), (base.model, new.model), base.eval, len(common),
                       only_base, only_new, metrics, warnings)
 
@@ -341,6 +416,12 @@ def _pct(v: float | None) -> str:
 
 def _figure(figure: dict[str, Any] | None) -> str:
     return "n/a" if figure is None else _pct(figure["estimate"])
+
+
+RATE_NAMES = {"takeover_rate": "takeover rate (pause)", "yield_rate": "yield rate (interruption)",
+              "false_yield_rate": "false-yield rate (backchannel)"}
+LATENCY_NAMES = {"ttfa_p50_ms": "TTFA p50", "yield_latency_p50_ms": "yield latency p50",
+                 "turn_end_latency_p50_ms": "turn-end latency p50"}
 
 
 def format_text(c: Comparison) -> str:
@@ -375,9 +456,16 @@ def format_text(c: Comparison) -> str:
                     f"verdict flips {_figure(b['verdict_flips'])} → {_figure(nw['verdict_flips'])}")
             lines.append(f"{line} — {m.note}")
             continue
+        elif m.name in RATE_NAMES:
+            d = m.details
+            line = (f"{RATE_NAMES[m.name]}: {_pct(m.base)} → {_pct(m.new)} ({m.difference * 100:+.1f} pp, 95% CI "
+                    f"{m.low * 100:+.1f} to {m.high * 100:+.1f}; McNemar p={m.p_value:.3g}, {d['only_in_base']} "
+                    f"only in base, {d['only_in_new']} only in new; n={m.pairs:,}; detectable with 80% power: "
+                    f"{d['detectable_change_pp']:.1f} pp)")
+            limit = f"a {m.threshold:g} pp {d['worse']}"
         else:
-            line = (f"TTFA p50: {m.base:,.0f} → {m.new:,.0f} ms ({m.difference:+,.0f} ms, 95% CI {m.low:+,.0f} to "
-                    f"{m.high:+,.0f}; n={m.pairs:,})")
+            line = (f"{LATENCY_NAMES.get(m.name, m.name)}: {m.base:,.0f} → {m.new:,.0f} ms ({m.difference:+,.0f} ms, "
+                    f"95% CI {m.low:+,.0f} to {m.high:+,.0f}; n={m.pairs:,})")
             limit = f"{m.threshold:g} ms"
         if m.regression:
             status = f"REGRESSION beyond {limit}" + (f": {m.note}" if m.name == "error_rate" else "")

@@ -66,8 +66,24 @@ class Payload:
                 out.append([self._event(str(item[0])), _number(item[1])])
         return out
 
+    def _dynamics(self, part: Any) -> dict[str, Any] | None:
+        """A full-duplex scenario's verdict, its timing facts and verdicts (ms, yes/no), and its events timeline."""
+        if not isinstance(part, dict):
+            return None
+        facts: dict[str, Any] = {}
+        for key, value in part.items():
+            if key in ("scenario", "verdict", "events") or value is None:  # None: not measured, not shown as 0
+                continue
+            if isinstance(value, bool):
+                facts[key] = "yes" if value else "no"
+            else:
+                facts[key] = _number(value) if _number(value) is not None else _cut(value, 200)
+        return _compact({"scenario": part.get("scenario"), "verdict": _cut(part.get("verdict"), 1000),
+                         "facts": _compact(facts), "timeline": self._timeline(part.get("events"))})
+
     def row(self, row: SampleRow) -> dict[str, Any]:
-        """The drill-down of one sample: audio, responses, verdict and reason, grade, errors, timeline."""
+        """The drill-down of one sample: audio, responses, verdict and reason, grade, errors, timeline, and a
+        full-duplex scenario's dynamics."""
         r = row.record
         grade = r.get("grade") or {}
         latency = r.get("latency") or {}
@@ -103,6 +119,7 @@ class Payload:
             "cost_usd": r.get("cost_usd"),
             "asr_wer": asr.get("wer"),
             "timeline": self._timeline(r.get("timeline")),
+            "dynamics": self._dynamics(r.get("dynamics")),
         })
 
 

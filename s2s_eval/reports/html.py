@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from s2s_eval.files import atomic_write_text
-from s2s_eval.reports import aggregate, charts, charts_latency, conditions, drilldown, media, pairwise
+from s2s_eval.reports import aggregate, charts, charts_latency, conditions, drilldown, dynamics, media, pairwise, stats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -212,6 +212,53 @@ def _trend_charts(groups: Sequence[aggregate.Group], name_colours: dict[str, str
     return out
 
 
+def _rate_cell(rate: dynamics.Rate) -> dict[str, Any]:
+    if rate.n == 0:
+        return {"text": NOT_MEASURED}
+    ci = rate.ci
+    return {"text": format_pct(rate.estimate), "sub": f"{rate.hits}/{rate.n}",
+            "ci": f"95% CI {format_pct(ci.low)}–{format_pct(ci.high)}" if ci else "", "method": ci.method if ci else ""}
+
+
+def _quantile_cell(quantiles: dynamics.Quantiles, interval: stats.Interval | None) -> dict[str, Any]:
+    if quantiles.n == 0 or interval is None:
+        return {"text": NOT_MEASURED}
+    return {"text": f"{format_ms(interval.estimate)} ms", "sub": f"n={quantiles.n}",
+            "ci": f"95% CI {format_ms(interval.low)}–{format_ms(interval.high)}", "method": interval.method}
+
+
+def _dynamics_section(figures: Sequence[dynamics.DynamicsFigures], colours: dict[str, str]) -> dict[str, Any] | None:
+    """The conversational dynamics table (a row per figure, a column per run) and the yield latency CDF; None
+    when no run has dynamics records."""
+    if not figures:
+        return None
+    rows: list[dict[str, Any]] = [
+        {"key": "scenarios", "name": "Scenarios run", "cells": [
+            {"text": " · ".join(f"{s} {n}" for s, n in f.scenarios.items() if n) or NOT_MEASURED} for f in figures]},
+        {"key": "policy", "name": "Playback policy", "cells": [{"text": f.policy or NOT_MEASURED} for f in figures]},
+        {"key": "max_pause", "name": "Max pause (ms)",
+         "cells": [{"text": format_ms(f.max_pause_ms)} for f in figures]},
+    ]
+    for key, name, _ in figures[0].rates():
+        rows.append({"key": key, "name": name, "rate": True,
+                     "cells": [_rate_cell(next(r for k, _, r in f.rates() if k == key)) for f in figures]})
+    for key, name, _ in figures[0].latencies():
+        for p in ("p50", "p90"):
+            cells = []
+            for f in figures:
+                q = next(q for k, _, q in f.latencies() if k == key)
+                cells.append(_quantile_cell(q, getattr(q, p)))
+            rows.append({"key": f"{key}_{p}", "name": f"{name} {p}", "cells": cells,
+                         "indent": key in {f"yield_{kind}" for kind in dynamics.YIELD_KINDS}})
+    series = [charts_latency.Series(f.label, colours[f.label], f.yield_latency.values)
+              for f in figures if f.yield_latency.values]
+    chart = charts.data_uri(charts_latency.cdf_chart(series, "Yield latency: cumulative share",
+                                                     "Yield latency: the caller's cue onset → the model's audio stops "
+                                                     "(ms)", "Share of yields")) if series else None
+    return {"labels": [f.label for f in figures], "rows": rows, "chart_uri": chart,
+            "settings": [(f.label, f.policy, f.max_pause_ms, f.frame_ms) for f in figures]}
+
+
 def _script() -> tuple[str, str]:
     """The page's script and its CSP source (`'sha256-…'`): the only script the page may run."""
     code = (TEMPLATES / "report.js").read_text(encoding="utf-8")
@@ -276,6 +323,7 @@ def render_report(runs: Sequence[aggregate.Run], generated_at: dt.datetime | Non
         sections=_category_sections(aggregate.category_frame(current), current_labels, colours),
         pairwise=pairwise.eval_pairs(current),
         latency_charts=_latency_charts(current, colours),
+        dynamics=_dynamics_section(dynamics.run_figures(runs), colours),
         level_sections=conditions.level_sections(current, name_colours),
         modality=conditions.modality_rows(current),
         voice_rows=conditions.voice_rows(current),

@@ -241,6 +241,19 @@ def paired_quantile_difference(base: Sequence[float], new: Sequence[float], *, q
     return Interval(float(np.quantile(b, q) - np.quantile(a, q)), float(low), float(high), BOOTSTRAP)
 
 
+def quantile_ci(values: Sequence[float], *, q: float = 0.5, level: float = LEVEL, resamples: int = RESAMPLES,
+                seed: int = SEED) -> Interval | None:
+    """Percentile-bootstrap interval of one sample's quantile_q (a latency p50 or p90 of one run), resampled and
+    seeded as `paired_quantile_difference` is. None with fewer than two values."""
+    data = np.sort(np.asarray(values, dtype=np.float64))  # sorted: the interval does not depend on journal order
+    m = data.size
+    if m < 2:
+        return None
+    draws = _resampled(m, resamples, np.random.default_rng(seed), lambda idx: np.quantile(data[idx], q, axis=1))
+    low, high = np.quantile(draws, _tails(level))
+    return Interval(float(np.quantile(data, q)), float(low), float(high), BOOTSTRAP)
+
+
 def pass_at_1_ci(passed: Sequence[int], tried: Sequence[int], *, level: float = LEVEL, resamples: int = RESAMPLES,
                  seed: int = SEED) -> Interval | None:
     """pass@1 (the mean over items of each item's share of right tries) with a two-level bootstrap interval.

@@ -192,6 +192,21 @@
     }
     right.appendChild(el("h3", null, "Event timeline (ms from time zero)"));
     right.appendChild(timeline(d.timeline));
+    if (d.dynamics) {
+      var dyn = d.dynamics;
+      var box = el("div", "dynamics-drill");
+      box.appendChild(el("h3", null, "Conversational dynamics" + (dyn.scenario ? " · " + dyn.scenario : "")));
+      var dynFacts = el("dl", "facts");
+      fact(dynFacts, "verdict", dyn.verdict);
+      var measured = dyn.facts || {};
+      Object.keys(measured).forEach(function (k) {
+        fact(dynFacts, k, /_ms$/.test(k) ? measured[k] + " ms" : measured[k]);
+      });
+      box.appendChild(dynFacts);
+      box.appendChild(el("h3", null, "Scenario timeline (ms from the caller's first frame)"));
+      box.appendChild(timeline(dyn.timeline));
+      right.appendChild(box);
+    }
 
     grid.appendChild(left);
     grid.appendChild(right);
