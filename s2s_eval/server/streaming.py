@@ -204,35 +204,46 @@ class ResponseStream:
         return [(sentence, None) for sentence in sentences(self.reply.text)]
 
     async def _message(self, message: MessageStream) -> None:
-        for text, pcm in self._segments():
-            if self.cancelled or self.truncated:
-                return
-            if pcm is None:
-                pcm = await self._speak(text)
-                if self.cancelled:
-                    return
-            text, pcm = self._within_budget(text, pcm)
-            deltas = self.events.content_deltas(message, text, pcm)
-            sent = await self._frames([(json.dumps(e), _audio_bytes(e)) for e in deltas], message.item["id"])
-            if sent < len(deltas):
-                # Cancelled mid-segment: the item keeps only what the client was sent, so the final transcript,
-                # the retrievable audio and the usage agree with the deltas.
-                message.keep_only(deltas[:sent])
-
-    async def _speak(self, text: str) -> bytes:
-        """Speech of one sentence; a cancel ends the wait at once (b"": the stream then stops), so a barge-in
-        is honoured on time even while a long sentence is synthesised."""
-        if not text.strip() or self.speech.cached(text):
-            return await speak(self.speech, text)  # a file read: no race needed, and no extra tasks per sentence
-        synthesis = asyncio.ensure_future(speak(self.speech, text))
-        woken = asyncio.ensure_future(self.woken.wait())
+        segments = self._segments()
+        ahead: asyncio.Future[bytes] | None = None  # the next sentence, synthesised while this one streams
         try:
-            await asyncio.wait({synthesis, woken}, return_when=asyncio.FIRST_COMPLETED)
+            for i, (text, pcm) in enumerate(segments):
+                if self.cancelled or self.truncated:
+                    return
+                if pcm is None:
+                    pcm = await self._speak(ahead or self._synthesise(text))
+                    ahead = None
+                    if self.cancelled:
+                        return
+                if i + 1 < len(segments) and segments[i + 1][1] is None:
+                    # Paced output (`output_rate`) leaves no gap for synthesis between sentences: start it now.
+                    ahead = self._synthesise(segments[i + 1][0])
+                text, pcm = self._within_budget(text, pcm)
+                deltas = self.events.content_deltas(message, text, pcm)
+                sent = await self._frames([(json.dumps(e), _audio_bytes(e)) for e in deltas], message.item["id"])
+                if sent < len(deltas):
+                    # Cancelled mid-segment: the item keeps only what the client was sent, so the final transcript,
+                    # the retrievable audio and the usage agree with the deltas.
+                    message.keep_only(deltas[:sent])
         finally:
-            woken.cancel()
+            if ahead is not None:
+                ahead.cancel()  # a worker thread finishes on its own; its clip lands in the cache
+
+    def _synthesise(self, text: str) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(speak(self.speech, text))
+
+    async def _speak(self, synthesis: asyncio.Future[bytes]) -> bytes:
+        """Wait for a sentence's speech; a cancel ends the wait at once (b"": the stream then stops), so a
+        barge-in is honoured on time even while a long sentence is synthesised."""
+        if not synthesis.done():
+            woken = asyncio.ensure_future(self.woken.wait())
+            try:
+                await asyncio.wait({synthesis, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
         if synthesis.done():
             return synthesis.result()
-        synthesis.cancel()  # the worker thread finishes on its own; its clip lands in the cache
+        synthesis.cancel()
         return b""
 
     def _within_budget(self, text: str, pcm: bytes) -> tuple[str, bytes]:
