@@ -79,11 +79,13 @@ class Duplex:
         await self.ws.send(json.dumps({"type": type_, **fields}))
 
     async def stream(self, pcm: bytes) -> None:
-        """Send `pcm` in 20 ms appends, each at its real-time turn after the first."""
+        """Send `pcm` in 20 ms appends at real time, each once its audio has "happened", as from a microphone:
+        the frame holding [t, t + 20 ms) of the stream goes out t + 20 ms after the call."""
         size = audio.BYTES_PER_SECOND * FRAME_MS // 1000
         start = time.perf_counter()
         for i in range(0, len(pcm), size):
-            await asyncio.sleep(max(0.0, start + i / audio.BYTES_PER_SECOND - time.perf_counter()))
+            due = start + (i + size) / audio.BYTES_PER_SECOND
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
             sent = time.perf_counter()
             await self.send("input_audio_buffer.append", audio=audio.b64(pcm[i : i + size]))
             self.sent_ms += FRAME_MS
@@ -102,9 +104,13 @@ class Duplex:
     def of(self, type_: str) -> list[tuple[float, dict[str, Any]]]:
         return [(t, e) for t, e in self.events if e["type"] == type_]
 
-    def frame_sent(self, session_ms: int) -> float:
-        """When the frame holding session audio up to `session_ms` was sent."""
+    def frame_ending(self, session_ms: int) -> float:
+        """When the frame that completed session audio up to `session_ms` was sent."""
         return next(t for t, end in self.frames if end >= session_ms)
+
+    def frame_with(self, session_ms: float) -> float:
+        """When the frame holding the instant `session_ms` of session audio was sent."""
+        return next(t for t, end in self.frames if end > session_ms)
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +185,7 @@ async def test_a_barge_in_cancels_the_response_after_the_yield_delay(tmp_path: P
     # Detected at the first voiced frame: speech_started comes with the frame that holds the onset.
     onset_ms = 600 + audio.voiced_span_ms(question)[0]  # type: ignore[index]
     assert started["audio_start_ms"] == pytest.approx(onset_ms - 300, abs=10)
-    assert (started_at - c.frame_sent(onset_ms)) * 1000 < BOUND_MS
+    assert (started_at - c.frame_with(onset_ms)) * 1000 < BOUND_MS
     [(_, truncated)] = c.of("conversation.item.truncated")
     assert (truncated["item_id"], truncated["audio_end_ms"]) == (item_id, played_ms)
     assert done["response"]["output"][0]["status"] == "incomplete"
@@ -218,7 +224,7 @@ async def test_min_speech_ignores_a_backchannel_and_takes_a_longer_utterance(tmp
     assert event["audio_start_ms"] == utterance_ms - 300  # still the onset minus the prefix padding
     assert len(committed) == 1 and committed[0][1]["item_id"] == event["item_id"]
     # Reported with the frame that completed 600 ms of voiced audio, and the answer was cancelled only then.
-    assert (started_at - c.frame_sent(utterance_ms + min_speech_ms)) * 1000 == pytest.approx(0, abs=BOUND_MS)
+    assert (started_at - c.frame_ending(utterance_ms + min_speech_ms)) * 1000 == pytest.approx(0, abs=BOUND_MS)
     assert started_at < [t for t, e in c.of("response.done") if e["response"]["id"] == answer][0]
 
 
@@ -280,8 +286,9 @@ async def test_vad_response_first_audio_counts_from_the_frame_that_ended_the_sil
 
     voiced_end_ms = lead_ms + audio.voiced_span_ms(question)[1]  # type: ignore[index]
     assert stopped["audio_end_ms"] == pytest.approx(voiced_end_ms + silence_ms, abs=10)
-    assert (first_at - c.frame_sent(stopped["audio_end_ms"])) * 1000 == pytest.approx(delay_ms, abs=BOUND_MS)
-    # On the caller's real-time clock, the voiced audio ended at streamed_from + voiced_end_ms.
+    assert (first_at - c.frame_ending(stopped["audio_end_ms"])) * 1000 == pytest.approx(delay_ms, abs=BOUND_MS)
+    # On the caller's real-time clock, the voiced audio ended at streamed_from + voiced_end_ms; the frame that
+    # completes the silence goes out up to a frame later, and the VAD judges 10 ms frames.
     turn_end_ms = (first_at - streamed_from) * 1000 - voiced_end_ms
     assert silence_ms + delay_ms - 10 <= turn_end_ms <= silence_ms + delay_ms + FRAME_MS + 10 + BOUND_MS
 
