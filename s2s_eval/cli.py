@@ -24,6 +24,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -223,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (off by default)")
     serve.add_argument("--stamp-send-time", action="store_true", help="add the send time (monotonic clock) to "
                        "each first content delta as `s2s_sent_at` (for selftest; not part of the protocol)")
+    serve.add_argument("--vad-min-speech-ms", type=_non_negative_int, default=0, help="server VAD reports speech "
+                       "only once voiced audio has lasted this long; shorter utterances (backchannels) are ignored "
+                       "entirely (default 0: at the first voiced frame)")
+    serve.add_argument("--yield-delay-ms", type=_non_negative, default=0.0, help="a VAD barge-in (interrupt_response) "
+                       "cancels the playing response this long after speech is detected, not at once")
+    serve.add_argument("--output-rate", type=_positive_float, help="pace each response's audio deltas at this "
+                       "multiple of real time from its first delta (default: as fast as synthesised)")
     serve.add_argument("--ready-json", action="store_true", help="print one JSON line with the URL when ready")
     serve.add_argument("--exit-with-stdin", action="store_true", help="stop when standard input closes (a parent "
                        "holding a pipe to it thus never leaves the server behind, even when killed)")
@@ -441,7 +468,9 @@ def _serve(args: argparse.Namespace) -> int:
                           first_audio_delay_ms=args.first_audio_delay_ms, compression=args.compression, faults=faults,
                           api_key=args.api_key or api_key_from_env(), protocol=args.protocol, beta=args.beta,
                           max_sessions=args.max_sessions, max_session_s=args.max_session_s,
-                          stamp_send_time=args.stamp_send_time, tls_cert=args.tls_cert, tls_key=args.tls_key)
+                          stamp_send_time=args.stamp_send_time, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                          vad_min_speech_ms=args.vad_min_speech_ms, yield_delay_ms=args.yield_delay_ms,
+                          output_rate=args.output_rate)
 
     def ready(url: str) -> None:
         if args.ready_json:

@@ -264,8 +264,10 @@ async def test_truncate_cuts_assistant_audio_and_its_transcript(url: str, questi
         assert (truncated["item_id"], truncated["content_index"], truncated["audio_end_ms"]) == (item_id, 0, end_ms)
         part = (await c.retrieve(item_id))["content"][0]
         assert base64.b64decode(part["audio"]) == full[: end_ms * audio.BYTES_PER_SECOND // 1000]
-        # The unheard part of the transcript is dropped.
-        assert 0 < len(part["transcript"]) < len(OKAY) and OKAY.startswith(part["transcript"])
+        # "Truncating audio will delete the server-side text transcript" (SDK docstring).
+        assert part["transcript"] == ""
+        error = await c.error("conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=end_ms + 20)
+        assert error["param"] == "audio_end_ms"  # the bound is now the truncated audio
 
 
 async def test_delete_removes_an_item(url: str) -> None:

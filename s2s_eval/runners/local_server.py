@@ -39,6 +39,12 @@ async def local_server(settings: LocalServerSettings, log_path: Path, *, compres
         command += ["--script", settings.script]
     if settings.first_audio_delay_ms is not None:
         command += ["--first-audio-delay-ms", str(settings.first_audio_delay_ms)]
+    if settings.vad_min_speech_ms:
+        command += ["--vad-min-speech-ms", str(settings.vad_min_speech_ms)]
+    if settings.yield_delay_ms:
+        command += ["--yield-delay-ms", str(settings.yield_delay_ms)]
+    if settings.output_rate is not None:
+        command += ["--output-rate", str(settings.output_rate)]
     if compression:
         command += ["--compression"]
     command += list(extra_args)

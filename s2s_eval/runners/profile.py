@@ -11,12 +11,16 @@ from s2s_eval.providers import Provider, Shutdown, get_provider, provider_names
 
 
 class LocalServerSettings(BaseModel):
-    """How the `local` provider starts the embedded reference server."""
+    """How the `local` provider starts the embedded reference server. The last three make it a better or worse
+    turn-taker on purpose (`s2s_eval/server/dynamics.py`); their defaults are the plain server."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     engine: Literal["echo", "scripted"] = "echo"
     script: str | None = None
     first_audio_delay_ms: float | None = None
+    vad_min_speech_ms: int = Field(default=0, ge=0)  # VAD ignores utterances with less voiced audio than this
+    yield_delay_ms: float = Field(default=0.0, ge=0)  # a VAD barge-in cancels the response this much later
+    output_rate: float | None = Field(default=None, gt=0)  # audio paced at this multiple of real time; None: unpaced
 
 
 class VadSettings(BaseModel):

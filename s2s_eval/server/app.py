@@ -7,6 +7,9 @@ needs a key. Beta-shaped clients (`OpenAI-Beta: realtime=v1`, the `openai-beta.r
 `--protocol beta`) are translated at the edge by `beta.py`, or refused as OpenAI does today (`--beta reject`).
 `--protocol grok` makes every session behave as xAI Grok Voice documents it (`grok.py`).
 `--protocol gemini` serves Gemini Live instead (`gemini_app.py`); `--tls-cert`/`--tls-key` serve wss://.
+`--vad-min-speech-ms`, `--yield-delay-ms` and `--output-rate` make it a better or worse turn-taker on purpose
+(`dynamics.py`); `--yield-delay-ms` is scheduled here, on the monotonic clock, from the arrival of the audio frame
+that completed the VAD's detection.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ from s2s_eval import audio
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, gemini_app, grok, responses
+from s2s_eval.server.dynamics import Dynamics
 from s2s_eval.server.engines import Engine, Reply, make_engine
 from s2s_eval.server.faults import Draw, FaultConfig, FaultPlan
 from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
-from s2s_eval.server.streaming import ResponseStream, Wire
+from s2s_eval.server.streaming import ResponseStream, Wire, sleep_until
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.timing import frozen_heap
 
@@ -73,13 +77,26 @@ class ServerConfig:
     stamp_send_time: bool = False  # add `s2s_sent_at` (monotonic) to each first content delta, for selftest
     tls_cert: Path | None = None  # serve wss:// with this certificate chain (PEM) and key
     tls_key: Path | None = None
+    # Conversational dynamics (`dynamics.py`): the defaults are the plain server.
+    vad_min_speech_ms: int = 0
+    yield_delay_ms: float = 0.0
+    output_rate: float | None = None
 
     def __post_init__(self) -> None:
+        try:
+            self.dynamics  # noqa: B018 -- validates the dynamics settings
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if not is_loopback_host(self.host) and not self.api_key:
             raise UserError(f"binding {self.host} exposes the server beyond this machine: give it a key with "
                             f"--api-key or {API_KEY_ENV}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UserError("TLS needs both --tls-cert and --tls-key")
+
+    @property
+    def dynamics(self) -> Dynamics:
+        return Dynamics(vad_min_speech_ms=self.vad_min_speech_ms, yield_delay_ms=self.yield_delay_ms,
+                        output_rate=self.output_rate)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.tls_cert is None or self.tls_key is None:
@@ -148,7 +165,8 @@ class Connection:
         self.grok = self.config.protocol == "grok"
         self.number = next(shared.session_numbers)
         self.session = RealtimeSession(model=(self.query.get("model") or [self.config.model])[0],
-                                       max_buffer_bytes=int(self.config.max_buffer_s * audio.BYTES_PER_SECOND))
+                                       max_buffer_bytes=int(self.config.max_buffer_s * audio.BYTES_PER_SECOND),
+                                       dynamics=self.config.dynamics)
         self.turns: Counter[str | None] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
         self.wire = Wire(send_frame=self.send_frame, drop=self.drop, session_id=self.session.session["id"])
@@ -245,13 +263,21 @@ class Connection:
             event = grok.client_event_to_ga(event)
         outcome = self.session.handle(event)
         await self.send(*outcome.events)
+        for state in outcome.yields:
+            self._spawn(self.yield_later(state, received + self.config.yield_delay_ms / 1000))
         for state in outcome.start:
             self._spawn(self.stream(state, received))
+
+    async def yield_later(self, state: ResponseState, deadline: float) -> None:
+        """Cancel a response a VAD barge-in interrupted, at `deadline`; one that ended meanwhile stays as it is."""
+        await sleep_until(deadline)
+        if state.id in self.session.responses and state.cancel_reason is None:
+            state.cancel("turn_detected")
 
     async def stream(self, state: ResponseState, received: float) -> None:
         reply, draw, delay_ms = self.shared.next_reply(self.session, state, self.turns, self.number)
         await ResponseStream(self.wire, self.session, state, reply, draw, self.shared.speech, delay_ms,
-                             received, stamp=self.config.stamp_send_time).run()
+                             received, stamp=self.config.stamp_send_time, output_rate=self.config.output_rate).run()
 
 
 def _handshake_check(shared: Shared) -> Callable[[ServerConnection, Request], Response | None]:

@@ -3,8 +3,9 @@
 `RealtimeSession.handle(event)` takes one parsed client event and returns an `Outcome`: the server events to send
 at once and the responses to start. Responses are streamed by the connection (`streaming.py`), which reports back
 through `add_output_item` / `finish_response`; a cancel request only marks the response, and its stream ends it
-with the right events. The shapes follow `../shared/docs/realtime-protocol.md` (§2) and are checked against the
-`openai` SDK's types in tests.
+with the right events. A VAD barge-in under a `yield_delay_ms` (`dynamics.py`) is not cancelled here but returned
+in `Outcome.yields`, for the connection to cancel once the delay has passed on its clock. The shapes follow
+`../shared/docs/realtime-protocol.md` (§2) and are checked against the `openai` SDK's types in tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import itertools
 import time
 import uuid
@@ -21,6 +23,7 @@ from typing import Any
 
 from s2s_eval import audio
 from s2s_eval.server import session_config
+from s2s_eval.server.dynamics import Dynamics
 from s2s_eval.server.protocol_errors import ProtocolError
 from s2s_eval.server.vad import EnergyVad, SpeechStarted, VadSettings
 
@@ -78,6 +81,11 @@ def _b64(data: Any, param: str) -> bytes:
         raise ProtocolError("invalid_value", f"Invalid '{param}': not valid base64.", param) from None
 
 
+def _cut(pcm: bytes, end_ms: int) -> bytes:
+    keep = end_ms * audio.BYTES_PER_SECOND // 1000
+    return pcm[: keep - keep % 2]
+
+
 @dataclass
 class ResponseState:
     """One response in flight. `cancel_reason` set = the stream must end it as cancelled."""
@@ -109,6 +117,8 @@ class ResponseState:
 class Outcome:
     events: list[dict[str, Any]] = field(default_factory=list)
     start: list[ResponseState] = field(default_factory=list)
+    # Responses a VAD barge-in interrupts, to cancel (`turn_detected`) `yield_delay_ms` after the event arrived.
+    yields: list[ResponseState] = field(default_factory=list)
 
 
 @dataclass
@@ -117,9 +127,13 @@ class RealtimeSession:
 
     model: str
     max_buffer_bytes: int = 10 * 60 * audio.BYTES_PER_SECOND
+    dynamics: Dynamics = field(default_factory=Dynamics)
     session: dict[str, Any] = field(init=False)
     items: list[dict[str, Any]] = field(default_factory=list)
     item_audio: dict[str, bytes] = field(default_factory=dict)
+    # Assistant audio items still being streamed: bytes of audio sent so far (what a truncate may cut).
+    streaming_audio: dict[str, int] = field(default_factory=dict)
+    truncated_ms: dict[str, int] = field(default_factory=dict)  # truncations of items still being streamed
     input_buffer: bytearray = field(default_factory=bytearray)
     written_bytes: int = 0  # all audio ever appended: the clock VAD offsets count on
     vad: EnergyVad = field(default_factory=EnergyVad)
@@ -211,7 +225,8 @@ class RealtimeSession:
 
     def _on_vad(self, pcm: bytes) -> Outcome:
         outcome = Outcome()
-        self.vad.settings = VadSettings.from_session(self.turn_detection or {})
+        self.vad.settings = dataclasses.replace(VadSettings.from_session(self.turn_detection or {}),
+                                                min_speech_ms=self.dynamics.vad_min_speech_ms)
         for boundary in self.vad.feed(pcm):
             if isinstance(boundary, SpeechStarted):
                 item_id = new_id("item")
@@ -220,7 +235,10 @@ class RealtimeSession:
                                                  audio_start_ms=boundary.audio_start_ms, item_id=item_id))
                 active = self.default_response
                 if active is not None and (self.turn_detection or {}).get("interrupt_response", True):
-                    active.cancel("turn_detected")
+                    if self.dynamics.yield_delay_ms > 0:
+                        outcome.yields.append(active)
+                    else:
+                        active.cancel("turn_detected")
             elif self.speech is not None:
                 item_id, start_ms = self.speech
                 self.speech = None
@@ -366,22 +384,30 @@ class RealtimeSession:
         return Outcome(events=[self.event("conversation.item.retrieved", item=item)])
 
     def on_conversation_item_truncate(self, event: dict[str, Any]) -> Outcome:
+        """Cut an assistant message's audio to what the client played and delete its transcript (SDK docstring:
+        "Truncating audio will delete the server-side text transcript"). An item still being streamed (a
+        response a `yield_delay_ms` has not cancelled yet) can be cut within the audio sent so far; the cut is
+        applied to what it holds when it ends."""
         item = self.find_item(event.get("item_id"))
-        if item.get("role") != "assistant" or not any(p.get("type") == "output_audio" for p in item["content"]):
-            raise ProtocolError("invalid_value", "Only assistant messages with audio can be truncated.", "item_id")
+        streaming = item["id"] in self.streaming_audio
+        if item.get("type") != "message" or item.get("role") != "assistant" or not (
+                streaming or any(p.get("type") == "output_audio" for p in item["content"])):
+            raise ProtocolError("invalid_value", "Only model output audio messages can be truncated.", "item_id")
         if event.get("content_index") != 0:
             raise ProtocolError("invalid_value", "content_index must be 0.", "content_index")
-        end_ms, pcm = event.get("audio_end_ms"), self.item_audio.get(item["id"], b"")
-        duration_ms = int(audio.duration_s(pcm) * 1000)
+        end_ms = event.get("audio_end_ms")
+        sent = self.streaming_audio[item["id"]] if streaming else len(self.item_audio.get(item["id"], b""))
+        duration_ms = sent * 1000 // audio.BYTES_PER_SECOND
         if not isinstance(end_ms, int) or isinstance(end_ms, bool) or not 0 <= end_ms <= duration_ms:
             raise ProtocolError("invalid_value", f"audio_end_ms must be between 0 and the audio's length "
                                 f"({duration_ms} ms).", "audio_end_ms")
-        keep = end_ms * audio.BYTES_PER_SECOND // 1000
-        self.item_audio[item["id"]] = pcm[: keep - keep % 2]
-        # The server drops the unheard part of the transcript; words are kept in proportion to the audio heard.
-        part = next(p for p in item["content"] if p.get("type") == "output_audio")
-        words = (part.get("transcript") or "").split()
-        part["transcript"] = " ".join(words[: round(len(words) * end_ms / duration_ms)] if duration_ms else [])
+        if streaming:
+            self.truncated_ms[item["id"]] = end_ms
+        else:
+            self.item_audio[item["id"]] = _cut(self.item_audio.get(item["id"], b""), end_ms)
+            for part in item["content"]:
+                if part.get("type") == "output_audio":
+                    part["transcript"] = ""
         return Outcome(events=[self.event("conversation.item.truncated", item_id=item["id"], content_index=0,
                                           audio_end_ms=end_ms)])
 
@@ -469,10 +495,23 @@ class RealtimeSession:
         self.items.append(item)
         return previous
 
-    def keep_output_audio(self, item_id: str, pcm: bytes) -> None:
-        self.item_audio[item_id] = pcm
+    def start_output_audio(self, item_id: str) -> None:
+        """An assistant audio message starts streaming: it can be truncated from now on."""
+        self.streaming_audio[item_id] = 0
+
+    def output_audio_sent(self, item_id: str, size: int) -> None:
+        if item_id in self.streaming_audio:
+            self.streaming_audio[item_id] += size
+
+    def keep_output_audio(self, item_id: str, pcm: bytes) -> bool:
+        """Store a finished assistant message's audio; returns whether the client truncated it while it streamed
+        (then only the played part is kept, and its transcript must be dropped)."""
+        self.streaming_audio.pop(item_id, None)
+        end_ms = self.truncated_ms.pop(item_id, None)
+        self.item_audio[item_id] = pcm if end_ms is None else _cut(pcm, end_ms)
         if pcm:
             self.voice_locked = True
+        return end_ms is not None
 
     def finish_response(self, state: ResponseState) -> None:
         self.responses.pop(state.id, None)

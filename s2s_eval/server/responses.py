@@ -123,6 +123,8 @@ class ResponseEvents:
         message = MessageStream(item, len(self.output), self.speaks)
         part = {"type": "audio", "transcript": ""} if message.audio else {"type": "text", "text": ""}
         events = self._added(item, message.output_index)
+        if message.audio and self.state.in_conversation:
+            self.session.start_output_audio(item["id"])
         events.append(self._event("response.content_part.added", **message.where, part=part))
         return message, events
 
@@ -148,12 +150,14 @@ class ResponseEvents:
         text, item = message.text, message.item
         if message.audio:
             pcm = b"".join(message.pcm_parts)
-            self.session.keep_output_audio(item["id"], pcm)
+            truncated = self.session.keep_output_audio(item["id"], pcm)
             self.audio_out_s += audio.duration_s(pcm)
             done = [self._event("response.output_audio.done", **message.where),
                     self._event("response.output_audio_transcript.done", **message.where, transcript=text)]
             part = {"type": "audio", "transcript": text}
-            item["content"] = [{"type": "output_audio", "transcript": text}]
+            # Truncated by the client while it streamed: the conversation keeps no transcript of it (as after
+            # any truncate), while the events above still say what was generated.
+            item["content"] = [{"type": "output_audio", "transcript": "" if truncated else text}]
         else:
             done = [self._event("response.output_text.done", **message.where, text=text)]
             part = {"type": "text", "text": text}

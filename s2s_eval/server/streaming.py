@@ -2,8 +2,13 @@
 
 The first content delta goes out exactly `first_audio_delay_ms` (+ jitter) after the `response.create` frame
 arrived, scheduled on the monotonic clock while speech is synthesised one sentence at a time in a worker thread.
-A cancel request (client `response.cancel`, or VAD barge-in) is honoured between frames: the open item ends
-`incomplete` and `response.done` says `cancelled`.
+A cancel request (client `response.cancel`, or VAD barge-in) is honoured between frames, and while a sentence is
+still being synthesised: the open item ends `incomplete` and `response.done` says `cancelled`.
+
+With an `output_rate` (`dynamics.py`), audio deltas are paced: the one that starts at second t of the response's
+audio goes out t / output_rate after the first audio delta (absolute deadlines on the monotonic clock, so a late
+sentence is caught up with, never carried over); transcript deltas follow their audio chunk unpaced. Without one,
+deltas go out as fast as speech is synthesised.
 
 Faults (see `faults.py`) and what the client sees:
 - `rate_limit`: `rate_limits.updated` with nothing left, then `error` `rate_limit_exceeded` with a retry hint,
@@ -80,6 +85,14 @@ async def until_deadline(deadline: float, woken: asyncio.Event, cancelled: Calla
         await sleep_until(deadline)
 
 
+def _audio_bytes(event: dict[str, Any]) -> int:
+    """Bytes of audio an event carries (from the base64 length: no decoding)."""
+    if event["type"] != "response.output_audio.delta":
+        return 0
+    delta = event["delta"]
+    return len(delta) // 4 * 3 - delta[-2:].count("=")
+
+
 class Dropped(Exception):
     """The `disconnect` fault dropped the socket: stop streaming."""
 
@@ -95,9 +108,12 @@ class Wire:
 
 class ResponseStream:
     def __init__(self, wire: Wire, session: RealtimeSession, state: ResponseState, reply: Reply, draw: Draw,
-                 speech: Synthesizer, delay_ms: float | None, received: float, stamp: bool = False) -> None:
+                 speech: Synthesizer, delay_ms: float | None, received: float, stamp: bool = False,
+                 output_rate: float | None = None) -> None:
         self.wire, self.session, self.state, self.reply, self.draw = wire, session, state, reply, draw
-        self.speech, self.stamp = speech, stamp
+        self.speech, self.stamp, self.output_rate = speech, stamp, output_rate
+        self.paced_from: float | None = None  # when the first audio delta went out (output_rate pacing)
+        self.audio_sent_s = 0.0
         self.deadline = None if delay_ms is None else received + (delay_ms + draw.jitter_ms) / 1000
         self.events = ResponseEvents(session, state)
         self.content_sent = False
@@ -177,7 +193,7 @@ class ResponseStream:
         for call in calls:
             if self.cancelled or self.truncated:
                 return
-            await self._frames([json.dumps(e) for e in self.events.function_call(call.name, call.arguments)])
+            await self._frames([(json.dumps(e), 0) for e in self.events.function_call(call.name, call.arguments)])
 
     def _segments(self) -> list[tuple[str, bytes | None]]:
         """(text, speech) pieces; speech None = synthesise that sentence when its turn comes."""
@@ -188,21 +204,47 @@ class ResponseStream:
         return [(sentence, None) for sentence in sentences(self.reply.text)]
 
     async def _message(self, message: MessageStream) -> None:
-        for text, pcm in self._segments():
-            if self.cancelled or self.truncated:
-                return
-            if pcm is None:
-                pcm = await self._speak(text)
-            text, pcm = self._within_budget(text, pcm)
-            deltas = self.events.content_deltas(message, text, pcm)
-            sent = await self._frames([json.dumps(e) for e in deltas])
-            if sent < len(deltas):
-                # Cancelled mid-segment: the item keeps only what the client was sent, so the final transcript,
-                # the retrievable audio and the usage agree with the deltas.
-                message.keep_only(deltas[:sent])
+        segments = self._segments()
+        ahead: asyncio.Future[bytes] | None = None  # the next sentence, synthesised while this one streams
+        try:
+            for i, (text, pcm) in enumerate(segments):
+                if self.cancelled or self.truncated:
+                    return
+                if pcm is None:
+                    pcm = await self._speak(ahead or self._synthesise(text))
+                    ahead = None
+                    if self.cancelled:
+                        return
+                if i + 1 < len(segments) and segments[i + 1][1] is None:
+                    # Paced output (`output_rate`) leaves no gap for synthesis between sentences: start it now.
+                    ahead = self._synthesise(segments[i + 1][0])
+                text, pcm = self._within_budget(text, pcm)
+                deltas = self.events.content_deltas(message, text, pcm)
+                sent = await self._frames([(json.dumps(e), _audio_bytes(e)) for e in deltas], message.item["id"])
+                if sent < len(deltas):
+                    # Cancelled mid-segment: the item keeps only what the client was sent, so the final transcript,
+                    # the retrievable audio and the usage agree with the deltas.
+                    message.keep_only(deltas[:sent])
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # a worker thread finishes on its own; its clip lands in the cache
 
-    async def _speak(self, text: str) -> bytes:
-        return await speak(self.speech, text)
+    def _synthesise(self, text: str) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(speak(self.speech, text))
+
+    async def _speak(self, synthesis: asyncio.Future[bytes]) -> bytes:
+        """Wait for a sentence's speech; a cancel ends the wait at once (b"": the stream then stops), so a
+        barge-in is honoured on time even while a long sentence is synthesised."""
+        if not synthesis.done():
+            woken = asyncio.ensure_future(self.woken.wait())
+            try:
+                await asyncio.wait({synthesis, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+        if synthesis.done():
+            return synthesis.result()
+        synthesis.cancel()
+        return b""
 
     def _within_budget(self, text: str, pcm: bytes) -> tuple[str, bytes]:
         """Cut a segment to the tokens left under `max_output_tokens` (then the response ends `incomplete`)."""
@@ -216,12 +258,13 @@ class ResponseStream:
         keep = int(len(pcm) * share)
         return "".join(words[: int(len(words) * share)]), pcm[: keep - keep % 2]
 
-    async def _frames(self, frames: list[str]) -> int:
-        """Send serialised frames; the response's first content frame waits for the first-audio deadline.
+    async def _frames(self, frames: list[tuple[str, int]], item_id: str | None = None) -> int:
+        """Send serialised frames, each with the bytes of audio it carries; the response's first content frame
+        waits for the first-audio deadline, and with an `output_rate` each later audio frame for its turn.
 
         Returns how many were sent: all of them unless the response was cancelled.
         """
-        for sent, frame in enumerate(frames):
+        for sent, (frame, audio_bytes) in enumerate(frames):
             if self.cancelled:
                 return sent
             if not self.content_sent and self.deadline is not None:
@@ -231,11 +274,21 @@ class ResponseStream:
                 await self._until_deadline(self.deadline)
                 if self.cancelled:
                     return sent
+            elif audio_bytes and self.paced_from is not None and self.output_rate:
+                await self._until_deadline(self.paced_from + self.audio_sent_s / self.output_rate)
+                if self.cancelled:
+                    return sent
+            if audio_bytes and self.paced_from is None:
+                self.paced_from = time.perf_counter()
             if self.stamp and not self.content_sent:
                 # `selftest`: the send time on the shared monotonic clock separates the server's scheduling from
                 # the client's receive delay. A non-standard field, added only when asked for.
                 frame = f'{frame[:-1]}, "s2s_sent_at": {time.perf_counter():.6f}}}'
             await self.wire.send_frame(frame)
+            if audio_bytes:
+                self.audio_sent_s += audio_bytes / audio.BYTES_PER_SECOND
+                if item_id is not None:
+                    self.session.output_audio_sent(item_id, audio_bytes)
             if not self.content_sent:
                 self.content_sent = True
                 await self._after_first_content()

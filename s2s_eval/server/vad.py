@@ -6,6 +6,11 @@ well under speech and well over digital silence or faint noise). Offsets follow 
 `audio_start_ms` counts from the start of all audio written in the session and includes `prefix_padding_ms`;
 `audio_end_ms` is where speech was judged over, i.e. the end of the voiced audio plus `silence_duration_ms`.
 `semantic_vad` is approximated by server VAD with a silence wait chosen by `eagerness`.
+
+`min_speech_ms` (the server's `vad_min_speech_ms`, see `dynamics.py`; not a session field) delays the report of
+speech until voiced frames since the onset add up to that long; an onset followed by `silence_duration_ms` of
+silence before then is forgotten, so a short utterance (a backchannel) never starts a turn. At 0 (the default)
+speech starts at the first voiced frame.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class VadSettings:
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+    min_speech_ms: int = 0
 
     @classmethod
     def from_session(cls, turn_detection: dict[str, Any]) -> VadSettings:
@@ -64,6 +70,8 @@ class EnergyVad:
     written_ms: int = 0  # audio clock: everything appended in the session
     in_speech: bool = False
     silence_ms: int = 0
+    onset_ms: int | None = None  # first voiced frame of speech not yet long enough to report
+    voiced_ms: int = 0  # voiced audio since `onset_ms`
     _partial: bytes = b""
 
     def voiced(self, frame: bytes) -> bool:
@@ -84,14 +92,19 @@ class EnergyVad:
             if voiced:
                 self.silence_ms = 0
                 if not self.in_speech:
-                    self.in_speech = True
-                    events.append(SpeechStarted(max(0, frame_start_ms - self.settings.prefix_padding_ms)))
-            elif self.in_speech:
+                    if self.onset_ms is None:
+                        self.onset_ms, self.voiced_ms = frame_start_ms, 0
+                    self.voiced_ms += FRAME_MS
+                    if self.voiced_ms >= self.settings.min_speech_ms:
+                        self.in_speech = True
+                        events.append(SpeechStarted(max(0, self.onset_ms - self.settings.prefix_padding_ms)))
+                        self.onset_ms = None
+            elif self.in_speech or self.onset_ms is not None:
                 self.silence_ms += FRAME_MS
                 if self.silence_ms >= self.settings.silence_duration_ms:
-                    self.in_speech = False
-                    self.silence_ms = 0
-                    events.append(SpeechStopped(self.written_ms))
+                    if self.in_speech:
+                        events.append(SpeechStopped(self.written_ms))
+                    self.in_speech, self.onset_ms, self.silence_ms = False, None, 0
         return events
 
     def skip(self, pcm: bytes) -> None:
@@ -105,3 +118,4 @@ class EnergyVad:
         """Forget a turn in progress (the buffer was cleared or committed by hand); the clock keeps running."""
         self.in_speech = False
         self.silence_ms = 0
+        self.onset_ms = None
