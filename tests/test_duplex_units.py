@@ -349,6 +349,36 @@ def test_speech_started_after_playback_ended_does_nothing() -> None:
     assert call.machine.played["r1"].stopped_at is None and call.truncates == []
 
 
+def test_the_truncate_carries_the_audio_played_by_the_clock_not_the_time_since_playback_started() -> None:
+    """Issue 16's acceptance point: audio_end_ms within one frame of the playback clock, across an underrun."""
+    call = Call(script())
+    call.play([(11.2, created("r1")), (11.30, delta("r1", tone(100))),  # plays 11.30 .. 11.40, then nothing
+               (11.80, delta("r1", tone(300))), (11.90, done("r1", "cancelled"))])  # plays again from 11.80
+    [truncate] = call.truncates
+    assert call.machine.played["r1"].played_ms(11.90) == pytest.approx(200)
+    assert abs(truncate["audio_end_ms"] - 200) <= FRAME_MS  # not 600 ms: 11.90 - 11.30
+
+
+def test_responses_after_the_cue_are_the_callers_next_turn_timed_from_the_cues_end() -> None:
+    call = cancelled_while_generating()  # the cue (voiced 100 .. 700 ms) starts in frame 116 (stream 2320 ms)
+    call.play([(13.4, created("r2")), *streamed("r2", answer_audio(1000), 13.5)])
+    first, second = call.machine.responses
+    assert (first.turn, second.turn) == (0, 1)
+    assert first.t_zero == pytest.approx(10.98)  # the question's last voiced sample
+    assert second.t_zero == pytest.approx(9.98 + (2320 + 700) / 1000)  # the cue's last voiced sample
+    assert second.ttfa_ms == pytest.approx((13.5 - second.t_zero) * 1000, abs=0.01)
+
+
+@pytest.mark.usefixtures("energy_voice")
+def test_no_turn_end_latency_when_the_answers_voice_never_played() -> None:
+    call = Call(script("interruption", cue=utterance(600, lead_ms=100), cue_at_ms=100))
+    call.play([(11.2, created("r1")), *streamed("r1", answer_audio(4000, lead_ms=1000), 11.31, every_s=0.09,
+                                                status=None), (11.9, done("r1", "cancelled"))])
+    call.finish()
+    facts = call.machine.summarise()
+    assert facts.yielded is True and facts.turn_end_latency_ms is None  # stopped 590 ms in, the voice is at 1000
+
+
 def test_a_response_cancelled_after_its_audio_played_is_not_truncated() -> None:
     call = Call(script())
     call.play([(11.2, created("r1")), *streamed("r1", tone(500), 11.3, status=None), (12.0, done("r1", "cancelled"))])
