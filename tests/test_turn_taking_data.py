@@ -116,6 +116,13 @@ def test_a_malformed_scenario_is_one_line_naming_it_and_its_field(spec: EvalSpec
         assert word in message
 
 
+def test_a_rule_across_fields_reads_as_a_sentence_naming_them(spec: EvalSpec, tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_file(spec, tmp_path, with_row(1, cue=None))
+    assert str(caught.value) == (f"{tmp_path / 'scenarios.yaml'}: scenario 2 (i1): an interruption scenario needs "
+                                 "`cue` and `cue_at_ms`")
+
+
 def test_an_unreadable_or_broken_file_is_one_line(spec: EvalSpec, tmp_path: Path) -> None:
     missing = spec.model_copy(update={"source": {"scenarios": str(tmp_path / "nowhere.yaml")}})
     with pytest.raises(DataError, match=r"^cannot read the scenario file .*nowhere\.yaml: ") as caught:
