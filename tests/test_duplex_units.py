@@ -224,6 +224,7 @@ def test_the_cue_starts_where_cue_frame_says_even_while_the_opening_is_still_bei
     assert index is not None
     stream = call.stream()
     assert stream[: len(opening.pcm)] == opening.pcm  # the opening is never cut short by the cue
+    assert index == -(-len(opening.pcm) // FRAME_BYTES)  # the cue starts on the first frame after it
     assert stream[index * FRAME_BYTES: index * FRAME_BYTES + len(cue.pcm)] == cue.pcm
 
 
@@ -335,7 +336,7 @@ def test_speech_started_while_generating_does_not_stop_playback() -> None:
     out = call.play([(11.2, created("r1")), *streamed("r1", answer_audio(4000), 11.31, every_s=0.09, status=None),
                      (12.62, speech_started(2200))])
     assert out == [] and call.machine.played["r1"].stopped_at is None
-    call.play(streamed("r1", b"", 0, status="completed", done_at=15.0))
+    call.play([(15.0, done("r1"))])
     call.finish()
     facts = call.machine.summarise()
     assert facts.yielded is False and facts.yield_kind is None and facts.truncate_audio_end_ms is None
