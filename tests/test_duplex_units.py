@@ -472,6 +472,17 @@ def test_backchannel_false_yield_by_a_stop() -> None:
 
 
 @pytest.mark.usefixtures("energy_voice")
+def test_backchannel_false_yield_by_a_cancel_while_generating() -> None:
+    call = Call(script("backchannel", cue=utterance(400, lead_ms=100), cue_at_ms=1000))
+    call.play([(11.2, created("r1")), *streamed("r1", answer_audio(6000), 11.31, every_s=0.09, status=None),
+               (12.7, done("r1", "cancelled"))])
+    call.finish()
+    facts = call.machine.summarise()
+    assert facts.false_yield is True and facts.verdict == "stopped 300 ms after the backchannel (response cancelled)"
+    assert verdict(SAMPLE, facts) is False
+
+
+@pytest.mark.usefixtures("energy_voice")
 def test_backchannel_false_yield_by_a_new_response() -> None:
     call = backchannel([(13.2, created("r2")), *streamed("r2", answer_audio(800), 13.3)])
     facts = call.machine.summarise()
