@@ -41,10 +41,11 @@ class _Row(BaseModel):
         if not parts or not all(p.strip() for p in parts):
             raise ValueError("`say` needs non-empty text")
         cued = self.category in ("interruption", "backchannel")
+        article = "an" if self.category == "interruption" else "a"
         if cued and (not self.cue or self.cue_at_ms is None):
-            raise ValueError(f"a {self.category} scenario needs `cue` and `cue_at_ms`")
+            raise ValueError(f"{article} {self.category} scenario needs `cue` and `cue_at_ms`")
         if not cued and (self.cue or self.cue_at_ms is not None or self.expect_any):
-            raise ValueError(f"a {self.category} scenario takes no `cue`, `cue_at_ms` or `expect_any`")
+            raise ValueError(f"{article} {self.category} scenario takes no `cue`, `cue_at_ms` or `expect_any`")
         if self.category == "pause" and (len(parts) < 2 or not self.pause_ms):
             raise ValueError("a pause scenario needs at least two `say` parts and a `pause_ms`")
         return self
@@ -82,8 +83,10 @@ def _rows(path: Path) -> list[_Row]:
             rows.append(_Row.model_validate(entry))
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = ".".join(str(p) for p in error["loc"]) or "scenario"
-            raise DataError(f"{where}: {field}: {error['msg']}") from None
+            field = ".".join(str(p) for p in error["loc"])
+            # A rule across fields (the validator below) has no location: its sentence names the fields itself.
+            message = error["msg"].removeprefix("Value error, ")
+            raise DataError(f"{where}: {field + ': ' if field else ''}{message}") from None
     seen: set[str] = set()
     for row in rows:
         if row.id in seen:

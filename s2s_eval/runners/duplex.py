@@ -112,6 +112,9 @@ class Played:
         return self.segments[-1][0] + self.segments[-1][1] if self.segments else None
 
     def played_ms(self, t: float) -> float:
+        """How much of its audio has played by `t` (nothing plays after a stop)."""
+        if self.stopped_at is not None:
+            t = min(t, self.stopped_at)
         return 1000 * sum(min(max(t - start, 0.0), seconds) for start, seconds in self.segments)
 
     def wall_at(self, offset_ms: float) -> float | None:
@@ -215,7 +218,10 @@ class DuplexMachine(SessionMachine):
             return
         played = answer.played_ms(t)
         if played >= (self.script.cue_at_ms or 0):
-            self.cue_frame = self._frames_queued  # the next frame starts the cue
+            # The caller finishes what is on the tape (the opening's silent tail) first; the cue starts on a frame
+            # boundary after it, so its onset's stream position is cue_frame * FRAME_MS plus its voiced start.
+            self._tape.extend(bytes(-len(self._tape) % FRAME_BYTES))
+            self.cue_frame = self._frames_queued + len(self._tape) // FRAME_BYTES
             self._tape.extend(self.script.cue.pcm)
         elif answer.generated and answer.end is not None and t >= answer.end:
             self.cue_missed_ms = round(played, 1)
