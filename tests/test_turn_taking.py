@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from s2s_eval.log import SampleRecord, read_records
+from s2s_eval.log import SampleRecord, sample_records
 from s2s_eval.reports.html import build_report
 from s2s_eval.runners.run import RunOptions, execute
 from tests.browser import require_chromium
@@ -81,7 +81,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _records(run: Path, scenario: str) -> list[SampleRecord]:
-    records = [r for r in read_records(run / "samples.jsonl") if r.category == scenario]
+    records = [r for r in sample_records(run) if r.category == scenario]
     assert records and all(r.status == "ok" and r.dynamics is not None for r in records), \
         [(r.sample_id, r.error) for r in records]
     return records
@@ -107,7 +107,7 @@ def test_yield_latency_is_detection_plus_the_configured_delay(runs: dict[str, Pa
 
 
 def test_turn_end_latency_is_silence_plus_first_audio_delay(runs: dict[str, Path]) -> None:
-    measured = [r.dynamics.turn_end_latency_ms for r in read_records(runs["tt-steady"] / "samples.jsonl")
+    measured = [r.dynamics.turn_end_latency_ms for r in sample_records(runs["tt-steady"])
                 if r.dynamics is not None and r.dynamics.turn_end_latency_ms is not None]
     assert len(measured) >= 10
     assert abs(statistics.median(measured) - (500 + 300)) <= BOUND_MS, measured

@@ -392,7 +392,10 @@ class DuplexMachine(SessionMachine):
         if onset is None:
             return facts, (f"the answer ended after {self.cue_missed_ms or 0:.0f} ms of playback, before the cue "
                            f"point ({self.script.cue_at_ms} ms): not a trial")
-        stopped = answer.stopped_at is not None and answer.stopped_at >= onset
+        if answer.stopped_at is not None and answer.stopped_at < onset:  # not the cue's doing: it had no voice yet
+            return facts, (f"the answer stopped {round((onset - answer.stopped_at) * 1000)} ms before the cue's voice "
+                           "began: not a trial")
+        stopped = answer.stopped_at is not None
         restarted = [r for r, at in created.items() if at > onset]
         if interruption:
             facts["yielded"] = stopped
