@@ -16,7 +16,7 @@ from typing import Any
 from s2s_eval.datasets.sample import Sample
 from s2s_eval.graders import Answer, Episode, GradeContext
 from s2s_eval.graders.base import Grade
-from s2s_eval.log import Dynamics
+from s2s_eval.log import Dynamics, ResponseInfo
 
 
 def addressed(sample: Sample, answer: Answer) -> bool | None:
@@ -25,7 +25,8 @@ def addressed(sample: Sample, answer: Answer) -> bool | None:
     later = [r for r in answer.responses if r.turn >= 1]
     if not phrases or not later:
         return None
-    text = later[0].response_text.lower()
+    # a live session's ResponseObservation, or a journaled ResponseInfo when re-grading
+    text = (later[0].text if isinstance(later[0], ResponseInfo) else later[0].response_text).lower()
     return any(re.search(rf"(?<!\w){re.escape(p.lower())}(?!\w)", text) for p in phrases)
 
 
@@ -44,14 +45,21 @@ class TurnTakingGrader:
         return None
 
     async def grade(self, sample: Sample, answer: Answer, context: GradeContext) -> Grade:
-        facts = answer.dynamics
-        if not isinstance(facts, Dynamics):
+        if not isinstance(answer.dynamics, Dynamics):
             return Grade(None, None, "no full-duplex facts: this grader needs a turn_taking session")
+        facts = answer.dynamics
         if facts.scenario == "interruption":
-            facts.addressed = addressed(sample, answer)
+            facts = facts.model_copy(update={"addressed": addressed(sample, answer)})
         correct = verdict(sample, facts)
         metrics: dict[str, Any] = {"turn_end_latency_ms": facts.turn_end_latency_ms,
                                    "yield_latency_ms": facts.yield_latency_ms}
         details = {"addressed": facts.addressed} if facts.scenario == "interruption" else {}
         return Grade(correct, None if correct is None else float(correct), facts.verdict or "not measured",
                      metrics=metrics, details=details)
+
+
+def graded(facts: Dynamics | None, grade: Any) -> Dynamics | None:
+    """The record's facts with what grading decided about them (an interruption's `addressed`)."""
+    if facts is None or grade is None or "addressed" not in grade.details:
+        return facts
+    return facts.model_copy(update={"addressed": grade.details["addressed"]})

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from s2s_eval.datasets.sample import Message, Sample
+from s2s_eval.datasets.sample import Message, Sample, Scenario
 from s2s_eval.errors import DataError
 
 ITEMS = "items.jsonl"
@@ -30,8 +30,11 @@ def read_items(run_dir: Path) -> dict[str, Sample]:
                 break  # torn by a crash mid-write: the next run start writes it again
             try:
                 data = json.loads(line)
+                scenario = data.get("scenario")
                 sample = Sample(**{**data, "history": tuple(Message(**m) for m in data.get("history", ())),
-                                   "tools": tuple(data.get("tools", ()))})
+                                   "tools": tuple(data.get("tools", ())),
+                                   "scenario": None if scenario is None else Scenario(
+                                       **{**scenario, "parts": tuple(scenario["parts"])})})
             except (json.JSONDecodeError, TypeError) as exc:
                 raise DataError(f"{path}:{number}: not a recorded sample ({exc})") from None
             items[sample.sample_id] = sample

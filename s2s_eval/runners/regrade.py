@@ -24,12 +24,14 @@ from s2s_eval.datasets.sample import Sample
 from s2s_eval.errors import UserError
 from s2s_eval.graders import Answer, GradeContext, Grader, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, load_judge
+from s2s_eval.graders.turn_taking import graded
 from s2s_eval.log import (
     ITEMS,
     SAMPLES,
     SCHEMA_VERSION,
     SPEC,
     SUMMARY,
+    Dynamics,
     GradeInfo,
     Journal,
     ResponseInfo,
@@ -53,13 +55,13 @@ def _check_compatible(current: str, wanted: str) -> None:
 
 
 async def _grade(grader: Grader, grader_name: str, sample: Sample, text: str | None,
-                 responses: list[ResponseInfo], context: GradeContext) -> GradeInfo:
+                 responses: list[ResponseInfo], context: GradeContext, dynamics: Dynamics | None = None) -> GradeInfo:
     episode = grader.episode(sample)
     if episode is not None:  # replay the calls the model made, in order: the episode answers as it did live
         for response in responses:
             for call in response.function_calls:
                 episode.on_function_call(call.name, call.call_id, call.arguments)
-    grade = await grader.grade(sample, Answer(text or "", list(responses), episode), context)
+    grade = await grader.grade(sample, Answer(text or "", list(responses), episode, dynamics), context)
     return GradeInfo(**grade.as_dict(), grader=grader_name, grader_version=grader_version(grader_name))
 
 
@@ -79,8 +81,9 @@ async def _regrade_record(record: SampleRecord, sample: Sample, grader: Grader, 
             trials.append(trial)
         shown = next((i for i, t in enumerate(record.trials) if t.response_text == record.response_text), 0)
         return record.with_trials(trials, shown).model_copy(update=update)
-    grade = await _grade(grader, grader_name, sample, record.response_text, record.responses, context)
-    update.update(grade=grade, correct=grade.correct, score=grade.score)
+    grade = await _grade(grader, grader_name, sample, record.response_text, record.responses, context,
+                         record.dynamics)
+    update.update(grade=grade, correct=grade.correct, score=grade.score, dynamics=graded(record.dynamics, grade))
     if context.transcriber is not None:
         kept, _ = contained_file(run_dir, record.output_audio)
         spoken = audio.read_wav(kept) if kept is not None else None

@@ -30,6 +30,7 @@ from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import UserError
 from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, load_judge
+from s2s_eval.graders.turn_taking import graded
 from s2s_eval.log import (
     SPEC,
     Attempt,
@@ -414,7 +415,7 @@ def build_record(sample: Sample, profile: RunnerProfile, result: _Attempts, grad
         output_audio=output_audio,
         timeline=first.timeline if first else [],
         finished_at=_now(),
-        dynamics=machine.dynamics if isinstance(machine, DuplexMachine) else None,
+        dynamics=graded(machine.dynamics, grade) if isinstance(machine, DuplexMachine) else None,
     )
 
 
