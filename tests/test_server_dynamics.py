@@ -14,6 +14,8 @@ import base64
 import contextlib
 import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -194,6 +196,37 @@ async def test_a_barge_in_cancels_the_response_after_the_yield_delay(tmp_path: P
     assert part["transcript"] == ""
 
 
+async def test_a_turn_that_ends_before_the_yield_is_answered_when_the_response_yields(tmp_path: Path) -> None:
+    """Yield delay 800 ms, silence 300 ms, a 400 ms utterance: the turn ends (commit) while the interrupted response
+    still holds the conversation; it is answered the moment that response yields, not dropped."""
+    async with server(tmp_path, yield_delay_ms=800, output_rate=1.0) as url, duplex(url, silence_duration_ms=300) as c:
+        answer, _ = await start_answer(c)
+        await c.stream(silence(200) + tone(400) + silence(700))
+        started_at, _ = await c.wait(kind("input_audio_buffer.speech_started"))
+        committed_at, _ = await c.wait(kind("input_audio_buffer.committed"))
+        done_at, done = await c.wait(done_of(answer))
+        created_at, _ = await c.wait(lambda e: e["type"] == "response.created" and e["response"]["id"] != answer)
+    assert done["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert committed_at < done_at and (done_at - started_at) * 1000 == pytest.approx(800, abs=BOUND_MS)
+    assert (created_at - done_at) * 1000 < BOUND_MS
+
+
+def test_vad_min_speech_counts_voiced_audio_and_forgets_an_onset_after_the_silence() -> None:
+    """The VAD alone, without I/O: "mm" (150 ms), a 100 ms gap, "hmm" (200 ms) is 350 ms of voiced audio, under
+    600 ms; two 400 ms sounds 600 ms apart (more than the 500 ms silence) do not add up; 700 ms does, reported at
+    its 600th ms with the onset minus the prefix padding."""
+    from s2s_eval.server.vad import EnergyVad, SpeechStarted, SpeechStopped, VadSettings
+
+    vad = EnergyVad(VadSettings(min_speech_ms=600))
+    assert vad.feed(silence(500) + tone(150) + silence(100) + tone(200) + silence(600)) == []
+    assert vad.feed(tone(400) + silence(600) + tone(400) + silence(600)) == []
+    clock_ms = vad.written_ms
+    assert vad.feed(tone(590)) == []
+    assert vad.feed(tone(10)) == [SpeechStarted(clock_ms - 300)]
+    assert vad.feed(tone(100) + silence(500)) == [SpeechStopped(clock_ms + 700 + 500)]
+    assert EnergyVad().feed(silence(500) + tone(150)) == [SpeechStarted(200)]  # 0: at the first voiced frame
+
+
 # -- minimum speech -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("min_speech_ms", [0, 600])
@@ -292,6 +325,14 @@ async def test_vad_response_first_audio_counts_from_the_frame_that_ended_the_sil
     # completes the silence goes out up to a frame later, and the VAD judges 10 ms frames.
     turn_end_ms = (first_at - streamed_from) * 1000 - voiced_end_ms
     assert silence_ms + delay_ms - 10 <= turn_end_ms <= silence_ms + delay_ms + FRAME_MS + 10 + BOUND_MS
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--output-rate", "0"), ("--yield-delay-ms", "-1"),
+                                             ("--vad-min-speech-ms", "0.5")])
+def test_serve_refuses_a_bad_setting_in_one_line(flag: str, value: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "s2s_eval", "serve", "--port", "0", flag, value],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"argument {flag}:" in result.stderr.splitlines()[-1]
 
 
 # -- profile ------------------------------------------------------------------------------------------------------
