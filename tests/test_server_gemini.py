@@ -436,6 +436,52 @@ async def test_speech_heard_by_vad_interrupts_the_model_and_audio_stream_end_end
     assert "".join(t["text"] for t in server_content(answered, "outputTranscription")) == AFTER_TOOL
 
 
+async def test_turn_taking_settings_apply_to_gemini_live(tls: tuple[Path, Path], trust: ssl.SSLContext,
+                                                       tmp_path: Path) -> None:
+    """`dynamics.py` on Gemini Live, with audio streamed at real time in 20 ms frames (24 kHz, no resampling):
+    at 600 ms minimum speech a 400 ms backchannel does not interrupt the model; a 900 ms utterance does, 200 ms
+    (the yield delay) after the frame that completed 600 ms of voiced audio; the model's audio parts go out at
+    real time (output rate 1.0) until then."""
+    from tests.test_server_dynamics import BOUND_MS, LONG, silence, tone
+
+    script = [{"sample_id": "*", "responses": [{"text": LONG}]}]
+    vad_setup = {"setup": {**{k: v for k, v in MANUAL_SETUP["setup"].items() if k != "realtimeInputConfig"},
+                           "realtimeInputConfig": {"automaticActivityDetection": {"silenceDurationMs": 500}}}}
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    sent: list[tuple[float, int]] = []  # (send time, session ms at the frame's end)
+
+    async def read(c: Client) -> None:
+        while True:
+            message = await c.recv()
+            if isinstance(message, dict):
+                arrivals.append((c.arrivals[-1], message))
+
+    async with gemini_server(tls, tmp_path, script=script, vad_min_speech_ms=600, yield_delay_ms=200,
+                             output_rate=1.0) as url, client(url, trust) as c:
+        await c.setup(vad_setup)
+        reader = asyncio.create_task(read(c))
+        await c.send({"clientContent": {"turns": [{"role": "user", "parts": [{"text": "Talk to me."}]}],
+                      "turnComplete": True}})
+        pcm = silence(400) + tone(400) + silence(800) + tone(900) + silence(300)
+        size = audio.BYTES_PER_SECOND * 20 // 1000
+        start = time.perf_counter()
+        for i in range(0, len(pcm), size):
+            await asyncio.sleep(max(0.0, start + (i + size) / audio.BYTES_PER_SECOND - time.perf_counter()))
+            sent.append((time.perf_counter(), (i + size) * 1000 // audio.BYTES_PER_SECOND))
+            await c.send({"realtimeInput": {"audio": {"data": base64.b64encode(pcm[i : i + size]).decode(),
+                                                      "mimeType": "audio/pcm;rate=24000"}}})
+        await asyncio.sleep(0.3)
+        reader.cancel()
+    assert c.failures == []
+    interrupted = [t for t, m in arrivals if m.get("serverContent", {}).get("interrupted")]
+    assert len(interrupted) == 1  # the backchannel did not interrupt; the utterance did
+    detected = next(t for t, end in sent if end >= 400 + 400 + 800 + 600)
+    assert (interrupted[0] - detected) * 1000 == pytest.approx(200, abs=BOUND_MS)
+    parts = [t for t, m in arrivals if "modelTurn" in m.get("serverContent", {})]
+    errors_ms = [(t - parts[0] - i * 0.1) * 1000 for i, t in enumerate(parts)]  # 100 ms parts at real time
+    assert len(parts) > 15 and np.percentile(np.abs(errors_ms), 90) < BOUND_MS, errors_ms
+
+
 async def test_the_session_limit_sends_go_away_then_closes_1008(tls: tuple[Path, Path], trust: ssl.SSLContext,
                                                                 tmp_path: Path) -> None:
     async with gemini_server(tls, tmp_path, max_session_s=0.6) as url, client(url, trust) as c:

@@ -269,10 +269,11 @@ class Connection:
             self._spawn(self.stream(state, received))
 
     async def yield_later(self, state: ResponseState, deadline: float) -> None:
-        """Cancel a response a VAD barge-in interrupted, at `deadline`; one that ended meanwhile stays as it is."""
+        """Cancel a response a VAD barge-in interrupted, at `deadline` (one that ended meanwhile stays as it is);
+        a turn that ended meanwhile is answered now, its first-audio delay counted from here."""
         await sleep_until(deadline)
-        if state.id in self.session.responses and state.cancel_reason is None:
-            state.cancel("turn_detected")
+        for started in self.session.yielded(state).start:
+            self._spawn(self.stream(started, deadline))
 
     async def stream(self, state: ResponseState, received: float) -> None:
         reply, draw, delay_ms = self.shared.next_reply(self.session, state, self.turns, self.number)

@@ -12,7 +12,8 @@ truth offline, the reference server's behaviour in these moments is configurable
 - `yield_delay_ms` (default 0): when VAD detects speech while a response is active and `interrupt_response` is
   true, the response is cancelled (`turn_detected`) this long after the audio frame that completed the detection
   arrived, on the monotonic clock, not at once. `speech_started` is still sent at detection. A response that
-  finishes in the meantime is not cancelled: the model did not yield in time.
+  finishes in the meantime is not cancelled: the model did not yield in time. A VAD turn that ends (commit) before
+  the response has yielded is answered at the moment it yields (its first-audio delay counted from then).
 - `output_rate` (default None = unpaced): a response's audio deltas go out paced at this multiple of real time (2.0:
   ten seconds of audio take five), scheduled on the monotonic clock from its first audio delta, so an interruption
   early in playback finds the response still generating. None sends them as fast as speech is synthesised. The

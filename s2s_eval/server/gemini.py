@@ -13,12 +13,17 @@ Turn ends: with automatic activity detection disabled, `activityEnd` ends the us
 default), the energy VAD of `vad.py` does, on the session's audio clock, and `audioStreamEnd` ends a turn in
 progress. A user turn that starts while the model speaks interrupts it (unless `activityHandling` is
 `NO_INTERRUPTION`), as does any `clientContent`.
+
+The turn-taking settings of `dynamics.py` apply as on the Realtime protocol: `vad_min_speech_ms` to the VAD,
+`yield_delay_ms` to an interruption the VAD heard (not to `activityStart` or `clientContent`, which are explicit),
+`output_rate` to the model turn's audio parts (`gemini_stream.py`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ import soxr
 
 from s2s_eval import audio
 from s2s_eval.server import gemini_wire as wire
+from s2s_eval.server.dynamics import Dynamics
 from s2s_eval.server.gemini_wire import GeminiClose, invalid
 from s2s_eval.server.protocol import ResponseState, new_id
 from s2s_eval.server.vad import EnergyVad, SpeechStarted, VadSettings
@@ -45,6 +51,8 @@ ACTIVITY_CONTROL_REFUSED = "Explicit activity control is not supported when auto
 class Outcome:
     messages: list[dict[str, Any]] = field(default_factory=list)
     start: list[ResponseState] = field(default_factory=list)
+    # Model turns a VAD-heard user turn interrupts, to cut `yield_delay_ms` after the message arrived.
+    yields: list[ResponseState] = field(default_factory=list)
 
 
 @dataclass
@@ -131,6 +139,7 @@ class GeminiSession:
 
     sample_id: str | None = None
     api_version: str = "v1beta"
+    dynamics: Dynamics = field(default_factory=Dynamics)
     facts: SetupFacts | None = None
     items: list[dict[str, Any]] = field(default_factory=list)
     item_audio: dict[str, bytes] = field(default_factory=dict)  # 24 kHz PCM16, as the engines expect
@@ -165,7 +174,8 @@ class GeminiSession:
 
     def on_setup(self, body: Any) -> Outcome:
         self.facts = read_setup(body, self.api_version)
-        self.vad.settings = self.facts.vad_settings
+        self.vad.settings = dataclasses.replace(self.facts.vad_settings,
+                                                min_speech_ms=self.dynamics.vad_min_speech_ms)
         return Outcome(messages=[wire.setup_complete()])
 
     # -- realtime input -----------------------------------------------------------------------------------------
@@ -227,7 +237,7 @@ class GeminiSession:
         for boundary in self.vad.feed(pcm):
             if isinstance(boundary, SpeechStarted):
                 self.speech_start_ms = boundary.audio_start_ms
-                self._interrupt(outcome)
+                self._interrupt(outcome, heard=True)
             else:
                 self._end_of_speech(boundary.audio_end_ms, outcome)
         if self.speech_start_ms is None:  # between turns keep only what a next turn's prefix padding may reach
@@ -327,12 +337,16 @@ class GeminiSession:
                                     None)
         outcome.start.append(self.active)
 
-    def _interrupt(self, outcome: Outcome) -> None:
-        """A user turn started: cut the model turn short (it then sends `interrupted`) and cancel pending calls."""
+    def _interrupt(self, outcome: Outcome, heard: bool = False) -> None:
+        """A user turn started: cut the model turn short (it then sends `interrupted`) and cancel pending calls.
+        A turn VAD `heard` is cut `yield_delay_ms` later (`dynamics.py`), by the connection."""
         if self.facts is not None and not self.facts.interrupts:
             return
         if self.active is not None and self.active.cancel_reason is None:
-            self.active.cancel("interrupted")
+            if heard and self.dynamics.yield_delay_ms > 0:
+                outcome.yields.append(self.active)
+            else:
+                self.active.cancel("interrupted")
         if self.pending_calls:
             outcome.messages.append(wire.tool_call_cancellation(list(self.pending_calls)))
             self.pending_calls.clear()

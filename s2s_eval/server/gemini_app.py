@@ -31,6 +31,7 @@ from s2s_eval.server.gemini_stream import GeminiWire, TurnStream
 from s2s_eval.server.gemini_wire import GeminiClose
 from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
 from s2s_eval.server.protocol import ResponseState
+from s2s_eval.server.streaming import sleep_until
 
 if TYPE_CHECKING:
     from s2s_eval.server.app import Shared
@@ -72,7 +73,7 @@ class GeminiConnection:
         self.request = request
         self.number = next(shared.session_numbers)
         self.session = GeminiSession(sample_id=request.headers.get(SAMPLE_HEADER) or None,
-                                     api_version=api_version(request) or "v1beta")
+                                     api_version=api_version(request) or "v1beta", dynamics=self.config.dynamics)
         self.turns: Counter[str | None] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
         self.wire = GeminiWire(send=self.send, close=self.close, drop=self.drop)
@@ -123,14 +124,22 @@ class GeminiConnection:
         outcome = self.session.handle(message)
         for reply in outcome.messages:
             await self.send(reply)
+        for state in outcome.yields:
+            self._spawn(self.yield_later(state, received + self.config.yield_delay_ms / 1000))
         for state in outcome.start:
             self._spawn(self.stream(state, received))
+
+    async def yield_later(self, state: ResponseState, deadline: float) -> None:
+        """Cut a model turn the VAD heard the user interrupt, at `deadline`; one that ended meanwhile stays so."""
+        await sleep_until(deadline)
+        if self.session.active is state and state.cancel_reason is None:
+            state.cancel("interrupted")
 
     async def stream(self, state: ResponseState, received: float) -> None:
         reply, draw, delay_ms = self.shared.next_reply(self.session, state, self.turns, self.number)
         with contextlib.suppress(ConnectionClosed):
             await TurnStream(self.wire, self.session, state, reply, draw, self.shared.speech, delay_ms,
-                             received).run()
+                             received, output_rate=self.config.output_rate).run()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -3,7 +3,8 @@
 Timing and speech are the Realtime server's (`streaming.py`): the first content message goes out exactly
 `first_audio_delay_ms` (+ jitter) after the frame that ended the user's turn arrived (`activityEnd`, the audio in
 which VAD heard the end of speech, `clientContent` with `turnComplete`, or the last `toolResponse`), on the
-monotonic clock, while speech is synthesised a sentence at a time.
+monotonic clock, while speech is synthesised a sentence at a time (the next one while one streams). With an
+`output_rate` (`dynamics.py`) audio parts are paced at that multiple of real time from the first one.
 
 A turn on the wire: `serverContent.modelTurn` audio parts (24 kHz PCM16, 100 ms each), each followed by its share
 of `outputTranscription` when the setup asked for it; then `generationComplete`; then `turnComplete` with
@@ -36,7 +37,7 @@ from s2s_eval.server.faults import Draw
 from s2s_eval.server.gemini import GeminiSession
 from s2s_eval.server.protocol import ResponseState, new_id
 from s2s_eval.server.responses import OUTPUT_CHUNK_MS, estimate_text_tokens, sentences, split_words
-from s2s_eval.server.streaming import Dropped, speak, until_deadline
+from s2s_eval.server.streaming import Dropped, speak, until_deadline, wait_unless_cancelled
 from s2s_eval.speech.tts import Synthesizer
 
 log = logging.getLogger("s2s_eval.server")
@@ -57,9 +58,11 @@ class GeminiWire:
 
 class TurnStream:
     def __init__(self, wire_: GeminiWire, session: GeminiSession, state: ResponseState, reply: Reply, draw: Draw,
-                 speech: Synthesizer, delay_ms: float | None, received: float) -> None:
+                 speech: Synthesizer, delay_ms: float | None, received: float,
+                 output_rate: float | None = None) -> None:
         self.wire, self.session, self.state, self.reply, self.draw = wire_, session, state, reply, draw
-        self.speech = speech
+        self.speech, self.output_rate = speech, output_rate
+        self.paced_from: float | None = None  # when the first audio part went out (output_rate pacing)
         self.deadline = None if delay_ms is None else received + (delay_ms + draw.jitter_ms) / 1000
         self.content_sent = False
         self.text_out, self.audio_out_s = "", 0.0
@@ -101,23 +104,44 @@ class TurnStream:
             return
         segments = [(self.reply.text, self.reply.pcm)] if self.reply.pcm is not None else \
             [(s, None) for s in sentences(self.reply.text)]
-        for text, pcm in segments:
-            if self.cancelled:
-                return
-            if pcm is None:
-                pcm = await speak(self.speech, text)
-            chunks = audio.chunks(pcm, OUTPUT_CHUNK_MS) if pcm else []
-            words = split_words(text, max(1, len(chunks)))
-            for i in range(max(len(chunks), len(words))):
+        ahead: asyncio.Future[bytes] | None = None  # the next sentence, synthesised while this one streams
+        try:
+            for n, (text, pcm) in enumerate(segments):
                 if self.cancelled:
                     return
-                if i < len(chunks):
-                    await self._send(wire.audio_chunk(chunks[i]))
-                    self.audio_out_s += audio.duration_s(chunks[i])
-                if i < len(words):
-                    self.text_out += words[i]
-                    if self.transcribe:
-                        await self._send(wire.output_transcription(words[i]))
+                if pcm is None:
+                    pcm = await wait_unless_cancelled(ahead or asyncio.ensure_future(speak(self.speech, text)),
+                                                      self.woken)
+                    ahead = None
+                    if self.cancelled:
+                        return
+                if n + 1 < len(segments) and segments[n + 1][1] is None:
+                    ahead = asyncio.ensure_future(speak(self.speech, segments[n + 1][0]))
+                await self._segment(text, pcm)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    async def _segment(self, text: str, pcm: bytes) -> None:
+        chunks = audio.chunks(pcm, OUTPUT_CHUNK_MS) if pcm else []
+        words = split_words(text, max(1, len(chunks)))
+        for i in range(max(len(chunks), len(words))):
+            if self.cancelled:
+                return
+            if i < len(chunks):
+                if self.paced_from is not None and self.output_rate:
+                    await until_deadline(self.paced_from + self.audio_out_s / self.output_rate, self.woken,
+                                         lambda: self.cancelled)
+                    if self.cancelled:
+                        return
+                await self._send(wire.audio_chunk(chunks[i]))
+                if self.paced_from is None:
+                    self.paced_from = time.perf_counter()
+                self.audio_out_s += audio.duration_s(chunks[i])
+            if i < len(words):
+                self.text_out += words[i]
+                if self.transcribe:
+                    await self._send(wire.output_transcription(words[i]))
 
     async def _end(self) -> None:
         self.session.add_model_text(self.text_out)

@@ -4,7 +4,8 @@
 at once and the responses to start. Responses are streamed by the connection (`streaming.py`), which reports back
 through `add_output_item` / `finish_response`; a cancel request only marks the response, and its stream ends it
 with the right events. A VAD barge-in under a `yield_delay_ms` (`dynamics.py`) is not cancelled here but returned
-in `Outcome.yields`, for the connection to cancel once the delay has passed on its clock. The shapes follow
+in `Outcome.yields`, for the connection to end with `yielded` once the delay has passed on its clock (a turn
+that ends meanwhile is answered then). The shapes follow
 `../shared/docs/realtime-protocol.md` (§2) and are checked against the `openai` SDK's types in tests.
 """
 
@@ -141,6 +142,8 @@ class RealtimeSession:
     responses: dict[str, ResponseState] = field(default_factory=dict)
     call_ids: set[str] = field(default_factory=set)
     voice_locked: bool = False
+    yielding: set[str] = field(default_factory=set)  # ids of responses a barge-in will cancel after the yield delay
+    answer_after_yield: bool = False  # a VAD turn ended while the response it interrupts had not yielded yet
     conversation_id: str = field(default_factory=lambda: new_id("conv"))
     _event_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -236,6 +239,7 @@ class RealtimeSession:
                 active = self.default_response
                 if active is not None and (self.turn_detection or {}).get("interrupt_response", True):
                     if self.dynamics.yield_delay_ms > 0:
+                        self.yielding.add(active.id)
                         outcome.yields.append(active)
                     else:
                         active.cancel("turn_detected")
@@ -245,8 +249,12 @@ class RealtimeSession:
                 outcome.events.append(self.event("input_audio_buffer.speech_stopped",
                                                  audio_end_ms=boundary.audio_end_ms, item_id=item_id))
                 outcome.events += self._commit(item_id, start_ms, boundary.audio_end_ms)
-                if (self.turn_detection or {}).get("create_response", True) and self.default_response is None:
-                    outcome.start.append(self._start_response({}, list(self.items), True, None))
+                if (self.turn_detection or {}).get("create_response", True):
+                    active = self.default_response
+                    if active is None:
+                        outcome.start.append(self._start_response({}, list(self.items), True, None))
+                    elif active.id in self.yielding:
+                        self.answer_after_yield = True  # answered by `yielded`, once the slot is free
         return outcome
 
     def _commit(self, item_id: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
@@ -471,6 +479,18 @@ class RealtimeSession:
         state = ResponseState(response, params, context, in_conversation, client_event_id)
         self.responses[state.id] = state
         return state
+
+    def yielded(self, state: ResponseState) -> Outcome:
+        """The yield delay of a barge-in on `state` has passed: cancel it (`turn_detected`) unless it has ended or
+        was cancelled meanwhile, then answer a VAD turn that ended while it held the conversation."""
+        self.yielding.discard(state.id)
+        if state.id in self.responses and state.cancel_reason is None:
+            state.cancel("turn_detected")
+        outcome = Outcome()
+        if self.answer_after_yield and self.default_response is None:
+            self.answer_after_yield = False
+            outcome.start.append(self._start_response({}, list(self.items), True, None))
+        return outcome
 
     def on_response_cancel(self, event: dict[str, Any]) -> Outcome:
         response_id = event.get("response_id")

@@ -93,6 +93,21 @@ def _audio_bytes(event: dict[str, Any]) -> int:
     return len(delta) // 4 * 3 - delta[-2:].count("=")
 
 
+async def wait_unless_cancelled(synthesis: asyncio.Future[bytes], woken: asyncio.Event) -> bytes:
+    """Wait for a sentence's speech; a cancel (which sets `woken`) ends the wait at once with b"" (the stream
+    then stops), so a barge-in is honoured on time even while a long sentence is synthesised."""
+    if not synthesis.done():
+        waiter = asyncio.ensure_future(woken.wait())
+        try:
+            await asyncio.wait({synthesis, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+    if synthesis.done():
+        return synthesis.result()
+    synthesis.cancel()  # a worker thread finishes on its own; its clip lands in the cache
+    return b""
+
+
 class Dropped(Exception):
     """The `disconnect` fault dropped the socket: stop streaming."""
 
@@ -233,18 +248,7 @@ class ResponseStream:
         return asyncio.ensure_future(speak(self.speech, text))
 
     async def _speak(self, synthesis: asyncio.Future[bytes]) -> bytes:
-        """Wait for a sentence's speech; a cancel ends the wait at once (b"": the stream then stops), so a
-        barge-in is honoured on time even while a long sentence is synthesised."""
-        if not synthesis.done():
-            woken = asyncio.ensure_future(self.woken.wait())
-            try:
-                await asyncio.wait({synthesis, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                woken.cancel()
-        if synthesis.done():
-            return synthesis.result()
-        synthesis.cancel()
-        return b""
+        return await wait_unless_cancelled(synthesis, self.woken)
 
     def _within_budget(self, text: str, pcm: bytes) -> tuple[str, bytes]:
         """Cut a segment to the tokens left under `max_output_tokens` (then the response ends `incomplete`)."""
