@@ -18,7 +18,7 @@ from s2s_eval.datasets.spec import EvalSpec, load_eval
 from s2s_eval.datasets.turn_taking import CATEGORIES
 from s2s_eval.errors import DataError
 from s2s_eval.graders import Answer, GradeContext
-from s2s_eval.graders.turn_taking import TurnTakingGrader, addressed, verdict
+from s2s_eval.graders.turn_taking import TurnTakingGrader, addressed, graded, verdict
 from s2s_eval.log import Dynamics
 from s2s_eval.runners.duplex import PLAYBACK_POLICY
 from s2s_eval.runners.session import ResponseObservation
@@ -216,7 +216,8 @@ def test_the_grader_records_addressed_beside_the_verdict_for_interruptions_only(
     later = answers((0, "Rome was founded..."), (1, "Two and two is four."))
     grade = asyncio.run(grader.grade(sample("interruption", ["four", "4"]),
                                      Answer(later.text, later.responses, dynamics=yielded), context))
-    assert grade.correct is True and grade.details == {"addressed": True} and yielded.addressed is True
+    assert grade.correct is True and grade.details == {"addressed": True} and yielded.addressed is None
+    assert graded(yielded, grade).addressed is True  # the record takes it from the grade; the facts stay as measured
     assert grade.metrics == {"turn_end_latency_ms": None, "yield_latency_ms": 250.0}
     missed = facts("interruption", yielded=True)
     grade = asyncio.run(grader.grade(sample("interruption", ["four"]),
