@@ -53,7 +53,9 @@ def test_the_wheel_carries_templates_builtins_and_lock_but_no_tests_or_data(whee
             "s2s_eval/__main__.py", "s2s_eval/server/app.py"} <= names
     # The built-ins are the checkout's files, byte for byte: one source, mapped in at build time.
     for kind in ("evals", "runners"):
-        expected = {f"s2s_eval/builtin/{kind}/{p.name}": p.read_bytes() for p in (ROOT / kind).glob("*.yaml")}
+        # (with sub-folders: the turn_taking eval's scenario file is evals/scenarios/turn_taking.yaml)
+        expected = {f"s2s_eval/builtin/{kind}/{p.relative_to(ROOT / kind).as_posix()}": p.read_bytes()
+                    for p in (ROOT / kind).rglob("*.yaml")}
         assert expected and {k: v for k, v in packaged.items() if f"/builtin/{kind}/" in k} == expected
     assert packaged["s2s_eval/builtin/uv.lock"] == (ROOT / "uv.lock").read_bytes()
     top = {name.split("/")[0] for name in names}
