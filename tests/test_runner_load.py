@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from s2s_eval.log import read_records, read_spec
-from s2s_eval.runners.run import RunOptions, execute
+from s2s_eval.runners.run import EndpointUnreachable, RunOptions, execute
+from s2s_eval.runners.scheduler import STAGGER_S, SlotPlan, split
 from s2s_eval.runners.workers import WorkerCrashed
 from tests.conftest import TIMING_SCALE
 from tests.servers import serve_process, write_script
@@ -134,6 +135,33 @@ async def test_two_workers_make_the_records_one_process_makes(crowd: tuple[str, 
     assert workers["count"] == 2 and [w["samples"] for w in workers["by_worker"]] == [6, 6]
     assert [w["concurrency"] for w in workers["by_worker"]] == [2, 2]
     assert spec["measurement"]["loop_lag_ms"]["n"] == sum(w["loop_lag_ms"]["n"] for w in workers["by_worker"]) > 0
+
+
+def test_workers_hold_every_slot_once_and_start_it_when_one_process_would() -> None:
+    one = SlotPlan.whole(256)
+    alone = sorted(one.start_delay_s(j) for j in range(one.count))
+    assert alone == [STAGGER_S * j / 256 for j in range(256)]
+    for n in (2, 3):
+        plans = split(256, 1000, n)
+        assert len(plans) == n and sum(p.count for p in plans) == 256
+        assert sorted(p.start_delay_s(j) for p in plans for j in range(p.count)) == alone
+    assert [p.count for p in split(5, 1000, 2)] == [3, 2]
+    assert len(split(3, 1000, 8)) == 3 and len(split(256, 2, 4)) == 2  # never an idle worker
+    assert split(256, 1000, 1) == [one]
+
+
+async def test_an_unreachable_endpoint_in_a_worker_is_the_same_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/v1/realtime"
+    data = _data_dir(tmp_path / "data", 2)
+    with pytest.raises(EndpointUnreachable) as raised:
+        await execute(options(url, tmp_path / "run", data, concurrency=2, workers=2, max_attempts=2))
+    assert "\n" not in str(raised.value) and f"cannot connect to {url}" in str(raised.value)
+    assert list(read_records(tmp_path / "run")) == [] and multiprocessing.active_children() == []
 
 
 async def _journaled(run_dir: Path, at_least: int) -> None:
