@@ -223,6 +223,7 @@ def _gone(pids: set[int]) -> bool:
     return False
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")
 @pytest.mark.parametrize("stop", ["sigkill", "ctrl-c"])
 def test_workers_never_outlive_the_command(stop: str, tmp_path: Path) -> None:
     """`s2s-eval run --workers 2` stopped mid-run: killed outright, its workers exit on their own; interrupted with

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from s2s_eval.errors import UserError
 
@@ -136,7 +136,7 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 @dataclass
-class _Worker(Generic[J]):
+class _Worker:
     index: int
     process: BaseProcess
     conn: Connection
@@ -159,7 +159,7 @@ class _Worker(Generic[J]):
 class _Inbox:
     """What the workers sent, in arrival order: filled by one reader thread, emptied by the parent's event loop."""
 
-    def __init__(self, workers: Sequence[_Worker[Any]]) -> None:
+    def __init__(self, workers: Sequence[_Worker]) -> None:
         self.items: queue.SimpleQueue[tuple[int, str, Any]] = queue.SimpleQueue()
         self.arrived = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -203,7 +203,7 @@ class _Inbox:
         return items
 
 
-def _stop(workers: Sequence[_Worker[Any]]) -> None:
+def _stop(workers: Sequence[_Worker]) -> None:
     """Terminate every worker still running; kill what does not go in time. Blocking, and brief."""
     for worker in workers:
         if worker.process.is_alive():
@@ -224,7 +224,7 @@ async def run_workers(jobs: Sequence[J], target: Target[J], on_message: Callable
     cancelling this call, which still delivers the messages that had arrived.
     """
     context = multiprocessing.get_context("spawn")
-    workers: list[_Worker[J]] = []
+    workers: list[_Worker] = []
     try:
         with _sigint_ignored():
             for index, job in enumerate(jobs):
