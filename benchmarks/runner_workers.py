@@ -37,15 +37,15 @@ from s2s_eval.runners.profile import LocalServerSettings  # noqa: E402
 from s2s_eval.runners.run import RunOptions, execute  # noqa: E402
 
 QUESTION = "How many legs does a spider have?"
-CATEGORIES = ("formal_fallacies", "navigate", "object_counting", "web_of_lies")
+TARGETS = {"formal_fallacies": "valid", "navigate": "Yes", "object_counting": "8", "web_of_lies": "Yes"}
 
 
 def _data_dir(root: Path, sessions: int) -> Path:
     """Big-Bench-Hard laid out as the adapter reads it: `sessions` samples, every one the same question."""
-    per_category = -(-sessions // len(CATEGORIES))
+    per_category = -(-sessions // len(TARGETS))
     (root / "big_bench_hard").mkdir(parents=True)
-    for category in CATEGORIES:
-        rows = [{"input": QUESTION, "target": "Yes"} for _ in range(per_category)]
+    for category, target in TARGETS.items():  # each a valid answer of its task, for its grader
+        rows = [{"input": QUESTION, "target": target} for _ in range(per_category)]
         (root / "big_bench_hard" / f"{category}.json").write_text(json.dumps({"examples": rows}))
     return root
 

@@ -64,7 +64,7 @@ from s2s_eval.runners.session import (
     SessionPlan,
     UserTurn,
 )
-from s2s_eval.runners.workers import Send, run_workers
+from s2s_eval.runners.workers import Link, run_workers
 from s2s_eval.speech import asr, voice_activity
 from s2s_eval.timing import frozen_heap
 
@@ -482,13 +482,16 @@ def _internal_error_record(sample: Sample, ctx: _Context, exc: Exception) -> Sam
 
 
 async def _run_samples(samples: list[Sample], ctx: _Context, slots: SlotPlan,
-                       deliver: Callable[[SampleRecord], None]) -> None:
-    """Run the samples in this process, `slots.count` sessions at a time; `deliver` each finished record."""
+                       deliver: Callable[[SampleRecord], None], started_at: float | None = None) -> None:
+    """Run the samples in this process, `slots.count` sessions at a time; `deliver` each finished record.
+
+    `started_at`: the run's start on the monotonic clock (workers share one), from which paced slots are laid out."""
     pending: Iterator[Sample] = iter(samples)
+    started_at = time.monotonic() if started_at is None else started_at
 
     async def slot(index: int) -> None:
         if ctx.options.effective_pace(ctx.profile) == "realtime":
-            await asyncio.sleep(slots.start_delay_s(index))
+            await asyncio.sleep(max(0.0, started_at + slots.start_delay_s(index) - time.monotonic()))
         for sample in pending:  # slots share one iterator: each sample is taken exactly once
             try:
                 record = await _run_sample(sample, ctx)
@@ -533,7 +536,7 @@ class _WorkerJob:
     headers: dict[str, str] = field(repr=False)  # may hold the API key: never logged
 
 
-async def _worker_sessions(job: _WorkerJob, send: Send) -> dict[str, Any]:
+async def _worker_sessions(job: _WorkerJob, link: Link) -> dict[str, Any]:
     """The body of one worker process: its samples on its own loop; each record goes to the parent to journal."""
     profile = job.profile
     transport = Transport(job.url, job.headers, profile.protocol, profile.compression,
@@ -541,11 +544,14 @@ async def _worker_sessions(job: _WorkerJob, send: Send) -> dict[str, Any]:
     transcriber, judge = asr.load_transcriber(), load_judge()  # its own clients, from the same environment
     monitor, limiter = LoopLagMonitor(), AdaptiveLimiter(job.slots.count)
     try:
+        ctx = _context(profile, job.spec, job.options, transport, job.synth, job.run_dir,
+                       GradeContext(judge, transcriber), limiter, job.slots.count / job.slots.total)
+        await asyncio.to_thread(voice_activity.detector)  # loads the model now, as the parent did, not mid-session
+        started_at = await link.ready()
         with frozen_heap():
             async with monitor.running():
-                ctx = _context(profile, job.spec, job.options, transport, job.synth, job.run_dir,
-                               GradeContext(judge, transcriber), limiter, job.slots.count / job.slots.total)
-                await _run_samples(job.samples, ctx, job.slots, lambda record: send((record, limiter.limit)))
+                await _run_samples(job.samples, ctx, job.slots, lambda record: link.send((record, limiter.limit)),
+                                   started_at)
     finally:
         for backend in (judge, transcriber):
             if backend is not None:

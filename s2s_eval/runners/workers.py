@@ -7,6 +7,9 @@ parent stays the one writer of whatever the messages are written to (the run's j
 
 Lifetimes, which are the point of this module:
 
+- Workers start together: each sets itself up (imports, models), says it is ready, and waits; the parent then gives
+  all of them one start time on the shared monotonic clock, so a worker that started first does not run its sessions
+  while another is still loading (and paced starts are laid out from one instant, as in one process).
 - A worker never outlives the parent: it watches the parent's sentinel and exits when the parent is gone, even one
   killed with SIGKILL (no orphan keeps talking to a paid API).
 - Workers ignore SIGINT. Ctrl-C reaches the whole process group, but only the parent decides what it means: it is
@@ -31,6 +34,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,15 +44,14 @@ from typing import Any, TypeVar
 
 from s2s_eval.errors import UserError
 
-__all__ = ["Send", "WorkerCrashed", "run_workers"]
+__all__ = ["Link", "WorkerCrashed", "run_workers"]
 
 J = TypeVar("J")
-Send = Callable[[Any], None]
-Target = Callable[[J, Send], Awaitable[Any]]
 
 STOP_TIMEOUT_S = 5.0  # a terminated worker gets this long to go before it is killed
+START_MARGIN_S = 0.05  # the common start lies this far ahead, so every worker has it in time
 
-_MESSAGE, _DONE, _FAILED, _ENDED = "message", "done", "failed", "ended"
+_MESSAGE, _READY, _DONE, _FAILED, _ENDED = "message", "ready", "done", "failed", "ended"
 
 
 class WorkerCrashed(UserError):
@@ -93,6 +96,29 @@ class _Outbox:
         self.conn.close()
 
 
+class Link:
+    """A worker's side of the parent: `send` messages to it; `await ready()` once set up, to start with the others."""
+
+    def __init__(self, outbox: _Outbox, go: Connection) -> None:
+        self._outbox = outbox
+        self._go = go
+
+    def send(self, message: Any) -> None:
+        """Queue `message` for the parent (`on_message` there); returns at once."""
+        self._outbox.put(_MESSAGE, message)
+
+    async def ready(self) -> float:
+        """Say this worker is set up; return, when every worker is, the common start time (`time.monotonic()`, the
+        same clock in every process of the machine), having waited for it."""
+        self._outbox.put(_READY, None)
+        start_at: float = await asyncio.to_thread(self._go.recv)
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        return start_at
+
+
+Target = Callable[[J, Link], Awaitable[Any]]
+
+
 def _failure(exc: BaseException) -> BaseException | str:
     """A `UserError` travels as itself (its one line is the message the user needs); anything else as its traceback,
     since an arbitrary exception may not survive pickling."""
@@ -103,13 +129,13 @@ def _failure(exc: BaseException) -> BaseException | str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
 
-def _worker_main(target: Target[J], job: J, conn: Connection) -> None:
-    """The body of a worker process: run `target(job, send)` on a fresh event loop and report how it ended."""
+def _worker_main(target: Target[J], job: J, conn: Connection, go: Connection) -> None:
+    """The body of a worker process: run `target(job, link)` on a fresh event loop and report how it ended."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _exit_with_parent()
     outbox = _Outbox(conn)
     try:
-        result = asyncio.run(target(job, lambda message: outbox.put(_MESSAGE, message)))
+        result = asyncio.run(target(job, Link(outbox, go)))
     except BaseException as exc:  # noqa: BLE001 - every way out is reported, then the process ends
         outbox.put(_FAILED, _failure(exc))
     else:
@@ -140,6 +166,8 @@ class _Worker:
     index: int
     process: BaseProcess
     conn: Connection
+    go: Connection  # the parent's end of the start signal
+    ready: bool = False
     finished: bool = False  # sent its result or its failure
 
     def describe(self, count: int) -> str:
@@ -216,12 +244,13 @@ def _stop(workers: Sequence[_Worker]) -> None:
 
 
 async def run_workers(jobs: Sequence[J], target: Target[J], on_message: Callable[[int, Any], None]) -> list[Any]:
-    """Run `target(job, send)` for each job in its own spawned process; return each one's result, in job order.
+    """Run `target(job, link)` for each job in its own spawned process; return each one's result, in job order.
 
-    `target` must be a module-level coroutine function and each job picklable. Every `send(message)` in a worker
-    arrives in the parent as `on_message(job index, message)`, on the parent's event loop, in the order each worker
-    sent them. The first worker to die or fail stops the rest and raises here (see the module docstring); so does
-    cancelling this call, which still delivers the messages that had arrived.
+    `target` must be a module-level coroutine function, each job picklable, and each target must await
+    `link.ready()` once (the workers start together). Every `link.send(message)` arrives in the parent as
+    `on_message(job index, message)`, on the parent's event loop, in the order each worker sent them. The first worker
+    to die or fail stops the rest and raises here (see the module docstring); so does cancelling this call, which
+    still delivers the messages that had arrived.
     """
     context = multiprocessing.get_context("spawn")
     workers: list[_Worker] = []
@@ -229,11 +258,13 @@ async def run_workers(jobs: Sequence[J], target: Target[J], on_message: Callable
         with _sigint_ignored():
             for index, job in enumerate(jobs):
                 reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=_worker_main, args=(target, job, writer), daemon=True,
+                go_reader, go_writer = context.Pipe(duplex=False)
+                process = context.Process(target=_worker_main, args=(target, job, writer, go_reader), daemon=True,
                                           name=f"s2s-eval worker {index + 1}/{len(jobs)}")
                 process.start()
                 writer.close()  # the child holds the only write end: its exit is an end of file here
-                workers.append(_Worker(index, process, reader))
+                go_reader.close()
+                workers.append(_Worker(index, process, reader, go_writer))
     except BaseException:
         _stop(workers)
         raise
@@ -246,6 +277,12 @@ async def run_workers(jobs: Sequence[J], target: Target[J], on_message: Callable
         worker = workers[index]
         if kind == _MESSAGE:
             on_message(index, payload)
+        elif kind == _READY:
+            worker.ready = True
+            if all(w.ready for w in workers):
+                start_at = time.monotonic() + START_MARGIN_S
+                for each in workers:
+                    each.go.send(start_at)
         elif kind == _DONE:
             worker.finished = True
             results[index] = payload
@@ -274,6 +311,7 @@ async def run_workers(jobs: Sequence[J], target: Target[J], on_message: Callable
                 on_message(index, payload)
         for worker in workers:
             worker.conn.close()
+            worker.go.close()
     if failure is not None:
         raise failure
     return results
