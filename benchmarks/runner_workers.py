@@ -11,6 +11,19 @@ rest of the machine (other people's work shows up there, and as error here).
     python benchmarks/runner_workers.py [--sessions 256] [--workers 1,2] [--repeat 2] [--delay-ms 300]
 
 Every question is the same ~2 s sentence (one TTS clip), as in the measurement notes' prototype.
+
+Measured 2026-12-03 on the 2-core development machine while three other developers ran tests (load average 3.9-5.5;
+'other' 0.2-1.4 cores), 256 paced sessions, three alternated rounds each, ms (median / p99):
+
+| workers | TTFA error | server late | transit | loop lag p99 | runner CPU (cores) |
+|---|---|---|---|---|---|
+| 1 | 82-162 / 189-383 | 71-116 / 125-280 | 10-58 / 101-125 | 139-154 | 0.64-0.85 |
+| 2 | 104-388 / 163-489 | 95-366 / 144-424 | 4-32 / 51-76 | 89-108 | 0.98-1.39 |
+
+Two workers cut the runner's own share (transit p99 and loop lag p99 by about a third), but at this load the error is
+the reference server's lateness (one process, competing for the same two cores), which workers cannot remove. An
+earlier round at 'other' 1.0-1.4 cores gave errors of 150-690 ms median either way: on a shared machine the
+neighbours decide the figure.
 """
 
 from __future__ import annotations
