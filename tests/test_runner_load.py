@@ -190,6 +190,8 @@ async def test_a_killed_worker_stops_the_run_in_one_line_and_resume_finishes_it(
     assert multiprocessing.active_children() == []  # the other worker was stopped with it
     journaled = _by_id(out)
     assert 1 <= len(journaled) < 12 and all(r["status"] == "ok" for r in journaled.values())
+    stopped = read_spec(out)["measurement"]  # no worker reported: nothing measured is passed off as theirs
+    assert stopped["workers"] == {"count": 2, "by_worker": []} and stopped["loop_lag_ms"]["n"] == 0
 
     prompt = _script(tmp_path / "prompt.jsonl", 3)  # the same answers without the delay (a loopback port may change)
     with serve_process("--engine", "scripted", "--script", str(prompt), log=tmp_path / "server.log") as url:

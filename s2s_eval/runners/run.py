@@ -689,7 +689,9 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
         finished = journal.done_ids()
         measurement: dict[str, Any] = {"loop_lag_ms": monitor.summary(),
                                        "concurrency": {"configured": limiter.max_limit, "lowest": limiter.lowest}}
-        if measured:  # the sessions ran in workers: their loops are the ones that matter; the parent only journaled
+        if len(plans) > 1:  # the sessions ran in workers: their loops are the ones that matter; the parent journaled
+            measured = measured or {"loop_lag_ms": _loop_lag([]), "concurrency": measurement["concurrency"],
+                                    "workers": {"count": len(plans), "by_worker": []}}  # stopped before reporting
             measurement = {**measured, "journal_loop_lag_ms": measurement["loop_lag_ms"]}
         if written.get("measurement"):  # a resumed run: keep what each earlier part measured
             previous = written["measurement"]
