@@ -258,3 +258,13 @@ def test_workers_never_outlive_the_command(stop: str, tmp_path: Path) -> None:
             assert stderr.decode().strip().splitlines()[-1] == (
                 "s2s-eval: interrupted; finished samples are journaled (continue with --resume)")
             assert 1 <= len(_by_id(out)) < 12
+
+
+def test_workers_must_be_a_positive_count() -> None:
+    from s2s_eval.cli import build_parser
+
+    run = ["run", "--model", "local", "--eval", "big_bench_audio"]
+    assert build_parser().parse_args(run).workers == 1  # one process, as before the option existed
+    assert build_parser().parse_args([*run, "--workers", "2"]).workers == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*run, "--workers", "0"])
