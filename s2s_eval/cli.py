@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "and rate-limited failures (fatal ones are never retried)")
     run.add_argument("--seed", type=int, default=0, help="seed for retry jitter")
     run.add_argument("--shard", type=_shard, help="run shard K of N (e.g. 2/4); join shards with `merge`")
+    run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="run the sessions in N "
+                     "processes (each with its share of --concurrency) to use more cores; the results are the same, "
+                     "only the runner's own latency error changes (default 1)")
 
     sweep = sub.add_parser("sweep", help="run one eval once per perturbation level, then report them together")
     sweep.add_argument("--model", required=True, help="profile name in runners/ (e.g. gpt-realtime, local)")
@@ -298,7 +301,8 @@ def _run(args: argparse.Namespace) -> int:
                          reasoning_effort=args.reasoning_effort,
                          output_modality=args.output_modality, input_modality=args.input_modality,
                          turn_timeout_s=args.turn_timeout,
-                         max_attempts=args.max_attempts, trials=args.attempts, seed=args.seed, shard=args.shard)
+                         max_attempts=args.max_attempts, trials=args.attempts, seed=args.seed, shard=args.shard,
+                         workers=args.workers)
     run_dir, summary = asyncio.run(execute(options))
     counts = summary["counts"]
     accuracy = accuracy_text(summary)

@@ -94,6 +94,18 @@ class InputAudio:
             self.synth(label)  # unknown engines and missing binaries fail here, before any work
         self.verification_summary: dict[str, Any] = {"configured": False, "reason": "not run"}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a runner's worker process needs: the prepared choices (voices moved by verification, outcomes) and
+        settings. Engines, synthesisers and the lock stay behind (an engine may hold a client or a handle); the
+        worker makes its own on first use, and reads the clips `prepare` left in the on-disk cache."""
+        state = self.__dict__.copy()
+        for name in ("_engines", "_synths", "_lock"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _engines={}, _synths={}, _lock=threading.Lock())
+
     # --- voices -------------------------------------------------------------------------------------------------
 
     def synth(self, label: str) -> Synthesizer:

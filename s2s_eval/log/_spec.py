@@ -73,6 +73,8 @@ class Facet:
     mixable: bool = True  # may a resume mix it, when told to (--accept-changes)? Never another model or eval.
 
 
+# Not facets: how a run was scheduled (concurrency, --workers, --shard, retries) changes how fast it went, not what
+# it measured; each part of a resumed run records its own in `measurement`.
 FACETS = (
     Facet("model", "models", "--model", mixable=False),
     Facet("voice", "output voices", "--voice"),

@@ -1,8 +1,10 @@
 """One eval run end to end: select samples, prepare audio, run sessions concurrently with retries, grade, journal.
 
-A fixed pool of workers (the profile's concurrency) pulls samples in order, so memory does not grow with the
-sample count. Each sample is attempted until it succeeds, fails fatally or runs out of attempts (`retry.py`),
-under an adaptive limit that backs off on rate limits, and is journaled once, with every attempt's error kind.
+A fixed pool of session slots (the profile's concurrency) pulls samples in order, so memory does not grow with the
+sample count. With `--workers N` the slots and samples are split over N processes (`scheduler.py`, `workers.py`),
+each with its own event loop; the parent alone journals what they finish. Each sample is attempted until it
+succeeds, fails fatally or runs out of attempts (`retry.py`), under an adaptive limit that backs off on rate limits,
+and is journaled once, with every attempt's error kind.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-
-from tqdm import tqdm
 
 from s2s_eval import audio, paths, pricing, provenance
 from s2s_eval.datasets import Sample, load_samples, select
@@ -30,6 +30,7 @@ from s2s_eval.datasets.tts_input import InputAudio
 from s2s_eval.errors import UserError
 from s2s_eval.graders import Answer, Episode, Grade, GradeContext, Grader, get_grader, grader_version
 from s2s_eval.graders.judge import NOT_CONFIGURED, Judge, load_judge
+from s2s_eval.graders.latency import describe
 from s2s_eval.graders.turn_taking import graded
 from s2s_eval.log import (
     SPEC,
@@ -54,6 +55,8 @@ from s2s_eval.runners.local_server import local_server
 from s2s_eval.runners.looplag import LoopLagMonitor
 from s2s_eval.runners.profile import LocalServerSettings, RunnerProfile, auth_headers, endpoint, load_profile
 from s2s_eval.runners.retry import AdaptiveLimiter, RetryPolicy
+from s2s_eval.runners.scheduler import STAGGER_S as STAGGER_S  # selftest's pacing reads it from here
+from s2s_eval.runners.scheduler import Progress, SlotPlan, split
 from s2s_eval.runners.session import (
     INPUT_CHUNK_MS,
     FunctionCall,
@@ -63,10 +66,9 @@ from s2s_eval.runners.session import (
     SessionPlan,
     UserTurn,
 )
+from s2s_eval.runners.workers import Link, run_workers
 from s2s_eval.speech import asr, voice_activity
 from s2s_eval.timing import frozen_heap
-
-STAGGER_S = 1.0  # paced sessions start spread over this window, not all in the same instant
 
 TurnMode = Literal["manual", "vad"]
 
@@ -98,6 +100,7 @@ class RunOptions:
     seed: int = 0
     shard: tuple[int, int] | None = None  # (K, N), 1-based K
     perturb: Perturbation | None = None  # replaces the eval's perturbation (the `sweep` command sets one per level)
+    workers: int = 1  # processes running the sessions (--workers); the parent alone journals. Results are the same.
 
     def effective_pace(self, profile: RunnerProfile) -> Pace:
         """The asked pace; by default a burst for manual turns, real time for VAD turns and for a protocol whose
@@ -239,7 +242,7 @@ class _Context:
     options: RunOptions
     transport: Transport
     synth: InputAudio
-    journal: Journal
+    run_dir: Path
     grader: Grader
     grading: GradeContext
     limiter: AdaptiveLimiter
@@ -489,7 +492,7 @@ async def _run_sample(sample: Sample, ctx: _Context) -> SampleRecord:
     spoken = b"".join(bytes(r.audio_pcm) for r in result.machine.responses)
     if ctx.options.save_audio and spoken and result.machine.error is None:
         output_audio = f"audio/{sample.sample_id}.wav"
-        await asyncio.to_thread(audio.write_wav, ctx.journal.run_dir / output_audio, spoken)
+        await asyncio.to_thread(audio.write_wav, ctx.run_dir / output_audio, spoken)
     first = result.machine.first_of_last_turn()
     if first is not None:  # Silero VAD on the answer: off the loop (the observation keeps the result)
         await asyncio.to_thread(lambda: first.output_voice)
@@ -513,40 +516,105 @@ def _internal_error_record(sample: Sample, ctx: _Context, exc: Exception) -> Sam
     return build_record(sample, ctx.profile, _Attempts(machine, [], []), None, None)
 
 
-async def _run_samples(samples: list[Sample], ctx: _Context) -> None:
-    pending: Iterator[Sample] = iter(samples)
-    bar = tqdm(total=len(samples), desc=f"{ctx.profile.name} × {ctx.spec.name}", unit="sample",
-               disable=not ctx.options.progress)
-    counts = {"ok": 0, "error": 0, "correct": 0}
-    workers = ctx.limiter.max_limit
+async def _run_samples(samples: list[Sample], ctx: _Context, slots: SlotPlan,
+                       deliver: Callable[[SampleRecord], None], started_at: float | None = None) -> None:
+    """Run the samples in this process, `slots.count` sessions at a time; `deliver` each finished record.
 
-    async def worker(index: int) -> None:
+    `started_at`: the run's start on the monotonic clock (workers share one), from which paced slots are laid out."""
+    pending: Iterator[Sample] = iter(samples)
+    started_at = time.monotonic() if started_at is None else started_at
+
+    async def slot(index: int) -> None:
         if ctx.options.effective_pace(ctx.profile) == "realtime":
-            await asyncio.sleep(STAGGER_S * index / workers)
-        for sample in pending:  # workers share one iterator: each sample is taken exactly once
+            await asyncio.sleep(max(0.0, started_at + slots.start_delay_s(index) - time.monotonic()))
+        for sample in pending:  # slots share one iterator: each sample is taken exactly once
             try:
                 record = await _run_sample(sample, ctx)
             except EndpointUnreachable:
                 raise  # ends the run; the sample stays unjournaled, so --resume runs it
             except Exception as exc:  # a bug must cost one sample, never the run (CancelledError still ends it)
                 record = _internal_error_record(sample, ctx, exc)
-            ctx.journal.append(record)
-            counts[record.status] += 1
-            counts["correct"] += bool(record.correct)
-            bar.set_postfix(errors=counts["error"], correct=counts["correct"], limit=ctx.limiter.limit, refresh=False)
-            bar.update(1)
+            deliver(record)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for index in range(min(workers, len(samples))):
-                group.create_task(worker(index))
+            for index in range(min(slots.count, len(samples))):
+                group.create_task(slot(index))
     except ExceptionGroup as group:
         unreachable = group.subgroup(EndpointUnreachable)
         if unreachable is None:
             raise
         raise unreachable.exceptions[0] from None  # one line for the user, not a group of tracebacks
+
+
+def _context(profile: RunnerProfile, spec: EvalSpec, options: RunOptions, transport: Transport, synth: InputAudio,
+             run_dir: Path, grading: GradeContext, limiter: AdaptiveLimiter, share: float = 1.0) -> _Context:
+    """What the samples of one process share; `share`: this process's part of the run's request rate."""
+    rpm = profile.requests_per_minute * share if profile.requests_per_minute else None
+    return _Context(profile, spec, options, transport, synth, run_dir, get_grader(spec.grader), grading, limiter,
+                    RetryPolicy(max_attempts=options.max_attempts, seed=options.seed), _StartPacer(rpm),
+                    profile.price(), session_update(profile, spec, options.turn_mode))
+
+
+@dataclass(frozen=True)
+class _WorkerJob:
+    """Everything a worker process needs to run its samples, prepared by the parent (pickled into the worker)."""
+
+    profile: RunnerProfile
+    spec: EvalSpec
+    options: RunOptions
+    synth: InputAudio  # prepared: verification's choice of voice travels with it
+    samples: list[Sample]
+    slots: SlotPlan
+    run_dir: Path
+    url: str
+    headers: dict[str, str] = field(repr=False)  # may hold the API key: never logged
+
+
+async def _worker_sessions(job: _WorkerJob, link: Link) -> dict[str, Any]:
+    """The body of one worker process: its samples on its own loop; each record goes to the parent to journal."""
+    profile = job.profile
+    transport = Transport(job.url, job.headers, profile.protocol, profile.compression,
+                          lambda: profile.api.codec(profile))
+    transcriber, judge = asr.load_transcriber(), load_judge()  # its own clients, from the same environment
+    monitor, limiter = LoopLagMonitor(), AdaptiveLimiter(job.slots.count)
+    try:
+        ctx = _context(profile, job.spec, job.options, transport, job.synth, job.run_dir,
+                       GradeContext(judge, transcriber), limiter, job.slots.count / job.slots.total)
+        await asyncio.to_thread(voice_activity.detector)  # loads the model now, as the parent did, not mid-session
+        started_at = await link.ready()
+        with frozen_heap():
+            async with monitor.running():
+                await _run_samples(job.samples, ctx, job.slots, lambda record: link.send((record, limiter.limit)),
+                                   started_at)
     finally:
-        bar.close()
+        for backend in (judge, transcriber):
+            if backend is not None:
+                await backend.aclose()
+    return {"samples": len(job.samples), "concurrency": limiter.max_limit, "lowest": limiter.lowest,
+            "loop_lag_ms": monitor.lag_ms}
+
+
+async def _run_in_workers(jobs: list[_WorkerJob], progress: Progress) -> dict[str, Any]:
+    """Run the jobs in worker processes, journaling records as they arrive; what each worker measured."""
+    limits = [job.slots.count for job in jobs]
+
+    def arrived(index: int, message: tuple[SampleRecord, int]) -> None:
+        record, limits[index] = message
+        progress.add(record, sum(limits))
+
+    reports = await run_workers(jobs, _worker_sessions, arrived)
+    return {"loop_lag_ms": _loop_lag([lag for report in reports for lag in report["loop_lag_ms"]]),
+            "concurrency": {"configured": sum(r["concurrency"] for r in reports),
+                            "lowest": sum(r["lowest"] for r in reports)},
+            "workers": {"count": len(jobs), "by_worker": [
+                {"samples": r["samples"], "concurrency": r["concurrency"], "lowest": r["lowest"],
+                 "loop_lag_ms": _loop_lag(r["loop_lag_ms"])} for r in reports]}}
+
+
+def _loop_lag(lag_ms: list[float]) -> dict[str, Any]:
+    """Loop lag as `LoopLagMonitor.summary` reports it, of lags measured in worker processes."""
+    return {"interval_ms": LoopLagMonitor().interval_s * 1000, **describe(lag_ms)}
 
 
 def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict[str, Any], synth: InputAudio,
@@ -577,6 +645,7 @@ def _spec(journal: Journal, profile: RunnerProfile, spec: EvalSpec, source: dict
                    "max_attempts": options.max_attempts, "trials": options.trials, "seed": options.seed,
                    "limit": options.limit,
                    "ids": options.ids, "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
+                   "workers": options.workers,  # not part of the run's identity: it changes how fast, not what
                    "n_selected": n_selected,
                    # finds voiced samples: the answers' (ttfa_voiced_ms) and, in VAD turns, the question's end
                    "voice_detector": voice_activity.detector(),
@@ -635,16 +704,23 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
     journal.open()
     monitor = LoopLagMonitor()
     limiter = AdaptiveLimiter(profile.concurrency)
+    progress = Progress(journal, len(todo), f"{profile.name} × {spec.name}", options.progress)
+    plans = split(profile.concurrency, len(todo), options.workers)
+    measured: dict[str, Any] = {}
     try:
         with frozen_heap():
             async with monitor.running(), _transport(profile, options, journal.run_dir) as transport:
-                ctx = _Context(profile, spec, options, transport, synth, journal, get_grader(spec.grader),
-                               GradeContext(judge, transcriber), limiter,
-                               RetryPolicy(max_attempts=options.max_attempts, seed=options.seed),
-                               _StartPacer(profile.requests_per_minute), profile.price(),
-                               session_update(profile, spec, options.turn_mode))
-                await _run_samples(todo, ctx)
+                if len(plans) == 1:
+                    ctx = _context(profile, spec, options, transport, synth, journal.run_dir,
+                                   GradeContext(judge, transcriber), limiter)
+                    await _run_samples(todo, ctx, plans[0], lambda record: progress.add(record, limiter.limit))
+                else:
+                    jobs = [_WorkerJob(profile, spec, options, synth, shard(todo, k + 1, len(plans)), plan,
+                                       journal.run_dir, transport.url, transport.headers)
+                            for k, plan in enumerate(plans)]
+                    measured = await _run_in_workers(jobs, progress)
     finally:
+        progress.close()
         if judge is not None:
             await judge.aclose()
         if transcriber is not None:
@@ -653,6 +729,10 @@ async def execute(options: RunOptions) -> tuple[Path, dict[str, Any]]:
         finished = journal.done_ids()
         measurement: dict[str, Any] = {"loop_lag_ms": monitor.summary(),
                                        "concurrency": {"configured": limiter.max_limit, "lowest": limiter.lowest}}
+        if len(plans) > 1:  # the sessions ran in workers: their loops are the ones that matter; the parent journaled
+            measured = measured or {"loop_lag_ms": _loop_lag([]), "concurrency": measurement["concurrency"],
+                                    "workers": {"count": len(plans), "by_worker": []}}  # stopped before reporting
+            measurement = {**measured, "journal_loop_lag_ms": measurement["loop_lag_ms"]}
         if written.get("measurement"):  # a resumed run: keep what each earlier part measured
             previous = written["measurement"]
             measurement["earlier_parts"] = [*previous.pop("earlier_parts", []), previous]
