@@ -67,6 +67,7 @@ class CpuMeter:
     def __exit__(self, *_: object) -> None:
         end = (time.perf_counter(), time.process_time(), _process_cpu_s(self.server_pid), _machine_busy_s())
         wall, runner, server, busy = (b - a for a, b in zip(self.start, end, strict=True))
+        self.wall_s = wall
         self.cores = {"runner": runner / wall, "server": server / wall,
                       "other": max(0.0, busy - runner - server) / wall}
 
@@ -84,6 +85,11 @@ class Row:
     transit_ms: list[float]
     loop_lag: dict[str, Any]
     cpu_cores: dict[str, float]
+    wall_s: float = 0.0
+
+    def cpu_ms_per_session(self, side: str) -> float:
+        """CPU milliseconds one session cost `side` ("runner" or "server"): steadier than latency under load."""
+        return self.cpu_cores[side] * self.wall_s * 1000 / max(1, self.ok + self.failed)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ async def _measure_level(server: LocalServer, pcm: bytes, delay_ms: float, level
                [(t.first_audio_at - t.t_zero) * 1000 - delay_ms for t in turns],
                [(t.server_sent_at - t.t_zero) * 1000 - delay_ms for t in stamped],  # type: ignore[operator]
                [(t.first_audio_at - t.server_sent_at) * 1000 for t in stamped],  # type: ignore[operator]
-               monitor.summary(), cpu.cores)
+               monitor.summary(), cpu.cores, cpu.wall_s)
 
 
 async def measure(levels: Sequence[Level], delay_ms: float, *, on_row: Callable[[Row], None] | None = None,

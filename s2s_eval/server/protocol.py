@@ -9,7 +9,6 @@ with the right events. The shapes follow `../shared/docs/realtime-protocol.md` (
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import itertools
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from s2s_eval import audio
+from s2s_eval import audio, jsonwire
 from s2s_eval.server import session_config
 from s2s_eval.server.protocol_errors import ProtocolError
 from s2s_eval.server.vad import EnergyVad, SpeechStarted, VadSettings
@@ -73,7 +72,7 @@ def _b64(data: Any, param: str) -> bytes:
     if not isinstance(data, str):
         raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{param}'.", param)
     try:
-        return base64.b64decode(data, validate=True)
+        return jsonwire.b64decode_strict(data)
     except (binascii.Error, ValueError):
         raise ProtocolError("invalid_value", f"Invalid '{param}': not valid base64.", param) from None
 
