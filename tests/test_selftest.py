@@ -4,8 +4,6 @@ latency figures come from the benchmark."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from s2s_eval import loops
@@ -76,13 +74,14 @@ def test_ratios_divide_each_figure_by_the_naive_one() -> None:
     assert lines[0] == format_row(naive) and "÷ naive" in lines[2] and len(lines) == 4
 
 
-def test_both_clients_measure_against_one_server_process() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", pytest.param("uvloop", marks=needs_uvloop)])
+def test_both_clients_measure_against_one_server_process(loop: loops.LoopName) -> None:
     levels = [Level("naive", "burst", 2, 2), Level("s2s-eval", "burst", 2, 2)]
     finished: list[int] = []
-    rows = asyncio.run(measure(levels, 50, on_session=lambda: finished.append(1)))
+    rows = loops.run(measure(levels, 50, on_session=lambda: finished.append(1)), loop)  # the server's loop too
     assert len(finished) == 4
     for row in rows:
-        assert (row.ok, row.failed, row.loop) == (2, 0, "asyncio")
+        assert (row.ok, row.failed, row.loop) == (2, 0, loop)
         assert len(row.ttfa_error_ms) == len(row.server_late_ms) == len(row.transit_ms) == 2  # the server stamped
         assert row.loop_lag["n"] > 0 and set(row.cpu_cores) == {"runner", "server", "other"}
 
