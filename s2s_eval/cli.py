@@ -198,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"per-level cap on sessions: {SESSIONS_RULE}")
     selftest.add_argument("--concurrency", type=_levels, default=[1, 8, 32], help="levels, e.g. 1,8,32")
     selftest.add_argument("--pace", choices=("burst", "realtime", "both"), default="both")
-    selftest.add_argument("--baseline", action="store_true", help="also run the naive client of the measurement "
-                          "notes against the same server, and print the runner's figures as ratios to it")
+    selftest.add_argument("--baseline", action="store_true", help="also run a deliberately naive client (raw "
+                          "websockets, json and base64) against the same server, and print the runner's figures as "
+                          "ratios to it")
     selftest.add_argument("--loop", choices=("default", "asyncio", "uvloop", "both"), default="default",
                           help="event loop of the client and the server: default = uvloop when installed "
                           f"(${LOOP_ENV}=asyncio forces the standard one); both = one set of rows per loop")
