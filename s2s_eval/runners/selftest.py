@@ -235,17 +235,20 @@ def figures(row: Row) -> dict[str, float | None]:
             "server_p50": _median(row.server_late_ms), "server_p99": _p99(row.server_late_ms),
             "transit_p50": _median(row.transit_ms), "transit_p99": _p99(row.transit_ms),
             "lag_p99": row.loop_lag.get("p99"), "cpu_runner": row.cpu_cores["runner"],
-            "cpu_server": row.cpu_cores["server"], "cpu_other": row.cpu_cores["other"]}
+            "cpu_server": row.cpu_cores["server"], "cpu_other": row.cpu_cores["other"],
+            "ms_runner": row.cpu_ms_per_session("runner"), "ms_server": row.cpu_ms_per_session("server")}
 
 
 def header(delay_ms: float) -> str:
     return (f"injected first-audio delay {delay_ms:g} ms, a {CLIP_S:g} s clip in 100 ms chunks; milliseconds; TTFA "
             "error = measured - injected = server late (its send stamp - the deadline) + transit (receipt - stamp); "
-            f"CPU in cores ({os.cpu_count()} on this machine; 'other' = processes that are not this test)\n\n"
+            f"CPU in cores ({os.cpu_count()} on this machine; 'other' = processes that are not this test) and in "
+            "milliseconds per session (the steadiest figure on a busy machine)\n\n"
             f"{'loop':>7} {'pace':>8} {'conc':>4} {'client':>8} {'ok':>4} {'fail':>4} | {'TTFA error':>13} | "
-            f"{'server late':>13} | {'transit':>13} | {'lag':>6} | {'CPU runner server other':>23}\n"
+            f"{'server late':>13} | {'transit':>13} | {'lag':>6} | {'CPU runner server other':>23} | "
+            f"{'CPU ms/session':>13}\n"
             f"{'':>7} {'':>8} {'':>4} {'':>8} {'':>4} {'':>4} | {'p50':>6} {'p99':>6} | {'p50':>6} {'p99':>6} | "
-            f"{'p50':>6} {'p99':>6} | {'p99':>6} |")
+            f"{'p50':>6} {'p99':>6} | {'p99':>6} | {'cores':>23} | {'runner':>6} {'server':>6}")
 
 
 def _cell(value: float | None, width: int = 6) -> str:
@@ -257,7 +260,8 @@ def format_row(row: Row) -> str:
     return (f"{row.loop:>7} {row.pace:>8} {row.concurrency:>4} {row.client:>8} {row.ok:>4} {row.failed:>4} | "
             f"{_cell(f['ttfa_p50'])} {_cell(f['ttfa_p99'])} | {_cell(f['server_p50'])} {_cell(f['server_p99'])} | "
             f"{_cell(f['transit_p50'])} {_cell(f['transit_p99'])} | {_cell(f['lag_p99'])} | "
-            f"{f['cpu_runner']:>11.2f} {f['cpu_server']:>6.2f} {f['cpu_other']:>5.2f}")
+            f"{f['cpu_runner']:>11.2f} {f['cpu_server']:>6.2f} {f['cpu_other']:>5.2f} | "
+            f"{_cell(f['ms_runner'])} {_cell(f['ms_server'])}")
 
 
 def ratios(row: Row, baseline: Row) -> dict[str, float | None]:
@@ -271,7 +275,7 @@ def format_ratio(row: Row, baseline: Row) -> str:
     return (f"{'':>7} {'':>8} {'':>4} {'÷ naive':>8} {'':>4} {'':>4} | {_cell(r['ttfa_p50'])} {_cell(r['ttfa_p99'])} | "
             f"{_cell(r['server_p50'])} {_cell(r['server_p99'])} | {_cell(r['transit_p50'])} "
             f"{_cell(r['transit_p99'])} | {_cell(r['lag_p99'])} | {_cell(r['cpu_runner'], 11)} "
-            f"{_cell(r['cpu_server'])} {'':>5}")
+            f"{_cell(r['cpu_server'])} {'':>5} | {_cell(r['ms_runner'])} {_cell(r['ms_server'])}")
 
 
 class TablePrinter:
