@@ -11,8 +11,8 @@ minus stamp), the client's event-loop lag p99 and the CPU of each side in cores;
 ratios to the naive row above it (s2s-eval / naive: below 1 is better). The measuring code is the package's
 (`s2s_eval/runners/selftest.py`): `s2s-eval selftest --baseline --loop both` prints the same table.
 
-    .venv/bin/python benchmarks/latency_scale.py                 # the whole table, ~5 minutes on an idle machine
-    .venv/bin/python benchmarks/latency_scale.py --quick         # 1, 32 paced and 32 burst: a minute, for development
+    .venv/bin/python benchmarks/latency_scale.py                 # the whole table (`make bench`): about 4 minutes
+    .venv/bin/python benchmarks/latency_scale.py --quick         # 1, 32 paced, 32 burst: ~3 min (--loop uvloop: half)
 
 Run it on a quiet machine: the 'other' CPU column shows what else ran meanwhile, and that shows up as error here.
 """
