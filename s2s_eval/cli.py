@@ -448,8 +448,8 @@ def _selftest(args: argparse.Namespace) -> int:
     event_loops = list(loops.available()) if args.loop == "both" else [_loop(args.loop)]
     sessions = sum(level.sessions for level in levels) * len(event_loops)
     minutes = estimate_s(levels, args.delay_ms, len(event_loops)) / 60
-    print(f"{sessions} sessions on {' and '.join(event_loops)}, about {minutes:.1f} min on an idle machine "
-          f"(longer under load)", flush=True)
+    print(f"{sessions} session{'s' * (sessions != 1)} on {' and '.join(event_loops)}, about {minutes:.1f} min on an "
+          "idle machine (longer under load)", flush=True)
     print(header(args.delay_ms), flush=True)
     rows = run_levels(levels, args.delay_ms, event_loops, on_row=TablePrinter(tqdm.write))
     return 0 if all(row.failed == 0 for row in rows) else 1

@@ -107,3 +107,13 @@ def test_uvloop_is_preferred_when_installed(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert loops.run(facts())["event_loop"] == "uvloop"
     assert loops.run(facts(), "asyncio")["event_loop"] == "asyncio"
+
+
+def test_selftest_prints_its_estimate_then_a_row_per_level() -> None:
+    done = cli("selftest", "--concurrency", "1", "--pace", "burst", "--sessions", "1", "--loop", "asyncio")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("1 session on asyncio, about ") and "min on an idle machine" in lines[0]
+    [row] = [line for line in lines if line.lstrip().startswith("asyncio")]
+    assert row.split()[:6] == ["asyncio", "burst", "1", "s2s-eval", "1", "0"]
+    assert "Traceback" not in done.stderr
