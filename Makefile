@@ -75,7 +75,7 @@ serve: setup
 	$(BIN)/s2s-eval serve $(SERVE_ARGS)
 
 bench: setup
-	$(BIN)/python benchmarks/ttfa_delay.py
+	$(BIN)/python benchmarks/latency_scale.py
 
 # requirements.lock is generated from uv.lock (tests/test_packaging.py checks they agree).
 lock-export:

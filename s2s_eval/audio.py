@@ -5,7 +5,7 @@ The Realtime API speaks 24 kHz, mono, little-endian signed 16-bit PCM, base64-en
 
 from __future__ import annotations
 
-import base64
+import functools
 import io
 from pathlib import Path
 
@@ -13,7 +13,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from s2s_eval import jsonwire
 from s2s_eval.files import atomic_write_bytes
+from s2s_eval.jsonwire import B64
 
 SAMPLE_RATE = 24_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
@@ -76,12 +78,19 @@ def chunks(pcm: bytes, chunk_ms: int) -> list[bytes]:
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
 
 
-def b64(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode("ascii")
+def b64(pcm: bytes) -> B64:
+    return jsonwire.b64encode(pcm)
+
+
+@functools.lru_cache(maxsize=32)
+def b64_chunks(pcm: bytes, chunk_ms: int) -> tuple[B64, ...]:
+    """`chunks(pcm, chunk_ms)`, each base64-encoded, made once per clip: a clip is sent again by every attempt,
+    trial and selftest session, and the reference server speaks a scripted answer in every session that asks."""
+    return tuple(b64(chunk) for chunk in chunks(pcm, chunk_ms))
 
 
 def b64decode(data: str) -> bytes:
-    return base64.b64decode(data)
+    return jsonwire.b64decode(data)
 
 
 VOICED_DBFS = -40.0  # a 10 ms frame louder than this is speech (espeak speech sits near -20 dBFS)

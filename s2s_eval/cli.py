@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from s2s_eval import __version__
+from s2s_eval import __version__, loops
 from s2s_eval.errors import UserError
+from s2s_eval.loops import LOOP_ENV
+from s2s_eval.runners.selftest_plan import SESSIONS_RULE
 from s2s_eval.server import API_KEY_ENV
 
 
@@ -212,12 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="the evals or model profiles there are, and where each comes from")
     listing.add_argument("kind", choices=("evals", "models"), help="evals (evals/*.yaml) or models (runners/*.yaml)")
 
-    selftest = sub.add_parser("selftest", help="measure this machine's latency error against an injected delay")
+    selftest = sub.add_parser("selftest", help="measure this machine's latency error against an injected delay",
+                              description="Measure how exactly this machine measures time to first audio: the "
+                              "reference server injects a known delay, and the table gives the error with its parts. "
+                              "Prints an estimate of its duration first and a progress bar meanwhile.")
     selftest.add_argument("--delay-ms", type=float, default=300.0)
-    selftest.add_argument("--sessions", type=_positive_int, default=32, help="sessions per concurrency level "
-                          "(at least twice the level)")
+    selftest.add_argument("--sessions", type=_positive_int, default=64, metavar="N",
+                          help=f"per-level cap on sessions: {SESSIONS_RULE}")
     selftest.add_argument("--concurrency", type=_levels, default=[1, 8, 32], help="levels, e.g. 1,8,32")
     selftest.add_argument("--pace", choices=("burst", "realtime", "both"), default="both")
+    selftest.add_argument("--baseline", action="store_true", help="also run a deliberately naive client (raw "
+                          "websockets, json and base64) against the same server, and print the runner's figures as "
+                          "ratios to it")
+    selftest.add_argument("--loop", choices=("default", "asyncio", "uvloop", "both"), default="default",
+                          help="event loop of the client and the server: default = uvloop when installed "
+                          f"(${LOOP_ENV}=asyncio forces the standard one); both = one set of rows per loop")
 
     serve = sub.add_parser("serve", help="run the embedded reference Realtime server")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (anything but loopback needs --api-key)")
@@ -253,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "cancels the playing response this long after speech is detected, not at once")
     serve.add_argument("--output-rate", type=_positive_float, help="pace each response's audio deltas at this "
                        "multiple of real time from its first delta (default: as fast as synthesised)")
+    serve.add_argument("--loop", choices=("default", "asyncio", "uvloop"), default="default", help="event loop: "
+                       f"default = uvloop when installed (${LOOP_ENV}=asyncio forces the standard one)")
     serve.add_argument("--ready-json", action="store_true", help="print one JSON line with the URL when ready")
     serve.add_argument("--exit-with-stdin", action="store_true", help="stop when standard input closes (a parent "
                        "holding a pipe to it thus never leaves the server behind, even when killed)")
@@ -303,7 +316,7 @@ def _run(args: argparse.Namespace) -> int:
                          turn_timeout_s=args.turn_timeout,
                          max_attempts=args.max_attempts, trials=args.attempts, seed=args.seed, shard=args.shard,
                          workers=args.workers)
-    run_dir, summary = asyncio.run(execute(options))
+    run_dir, summary = loops.run(execute(options))
     counts = summary["counts"]
     accuracy = accuracy_text(summary)
     ttfa = summary["latency"]["ttfa_ms"]["p50"]
@@ -354,8 +367,8 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"{args.perturb} {level.level:g}: {level.run_dir}: {counts['total']} samples, {counts['error']} errors, "
               f"accuracy {'not measured' if accuracy is None else f'{accuracy:.1%}'}", flush=True)
 
-    levels = asyncio.run(sweep(base, args.perturb, args.levels, out, noise=args.noise, seed=args.perturb_seed,
-                               on_level=said))
+    levels = loops.run(sweep(base, args.perturb, args.levels, out, noise=args.noise, seed=args.perturb_seed,
+                             on_level=said))
     report = build_report([level.run_dir for level in levels], args.report or Path("reports") / f"{out.name}.html")
     print(f"report: {report}")
     ok = all(level.summary.get("complete") and level.summary["counts"]["ok"] for level in levels)
@@ -448,13 +461,30 @@ def _list(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
-def _selftest(args: argparse.Namespace) -> int:
-    from s2s_eval.runners.selftest import print_header, print_row, selftest
+def _loop(asked: str) -> loops.LoopName:
+    if asked == "default":
+        return loops.preferred()
+    if asked not in loops.available():
+        raise UserError(f"{asked} is not installed: pip install uvloop (Linux and macOS), or use --loop asyncio")
+    return asked  # type: ignore[return-value]
 
-    levels = args.concurrency
+
+def _selftest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from s2s_eval.runners.selftest import TablePrinter, header, run_levels
+    from s2s_eval.runners.selftest_plan import estimate_s, plan_levels
+
     paces = ["burst", "realtime"] if args.pace == "both" else [args.pace]
-    print_header(args.delay_ms)
-    rows = asyncio.run(selftest(args.delay_ms, levels, paces, args.sessions, on_row=print_row))
+    loads = [(pace, c) for pace in paces for c in args.concurrency]
+    levels = plan_levels(loads, args.sessions, ["naive", "s2s-eval"] if args.baseline else ["s2s-eval"])
+    event_loops = list(loops.available()) if args.loop == "both" else [_loop(args.loop)]
+    sessions = sum(level.sessions for level in levels) * len(event_loops)
+    minutes = estimate_s(levels, args.delay_ms, len(event_loops)) / 60
+    print(f"{sessions} session{'s' * (sessions != 1)} on {' and '.join(event_loops)}, about {minutes:.1f} min on an "
+          "idle machine (longer under load)", flush=True)
+    print(header(args.delay_ms), flush=True)
+    rows = run_levels(levels, args.delay_ms, event_loops, on_row=TablePrinter(tqdm.write))
     return 0 if all(row.failed == 0 for row in rows) else 1
 
 
@@ -483,7 +513,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"s2s-eval reference server listening on {url} (engine: {args.engine})", flush=True)
 
     try:
-        asyncio.run(serve_forever(config, ready, until=stdin_closed if args.exit_with_stdin else None))
+        loops.run(serve_forever(config, ready, until=stdin_closed if args.exit_with_stdin else None),
+                  _loop(args.loop))
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,7 +1,7 @@
 """`--first-audio-delay-ms` is scheduled from the arrival of `response.create`, while speech is synthesised.
 
 These are correctness bounds, not performance targets (the error distribution is measured by
-`benchmarks/ttfa_delay.py`): the first audio can never arrive before the delay, synthesis must overlap the delay
+`benchmarks/latency_scale.py`): the first audio can never arrive before the delay, synthesis must overlap the delay
 instead of following it, and scripted answers must be ready before the server says it is.
 """
 

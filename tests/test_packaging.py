@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from s2s_eval import paths, provenance, registry
@@ -259,16 +260,21 @@ def test_uv_lock_is_current_with_pyproject() -> None:
     """Editing a pin in pyproject.toml without `uv lock` leaves uv.lock stale; `uv sync --frozen` would then
     install the old version silently."""
     project = next(p for p in LOCK["package"] if p["name"] == "s2s-eval")
-    locked = {(_normal(r["name"]), r.get("specifier", ""), tuple(r.get("extras", ())), r.get("marker", ""))
+    locked = {(_normal(r["name"]), r.get("specifier", ""), tuple(r.get("extras", ())), _marker(r.get("marker", "")))
               for r in project["metadata"]["requires-dist"]}
     declared = set()
     for extra, requirements in [("", PYPROJECT["project"]["dependencies"]),
                                 *PYPROJECT["project"]["optional-dependencies"].items()]:
         for text in requirements:
             req = Requirement(text)
-            declared.add((_normal(req.name), str(req.specifier), tuple(sorted(req.extras)),
-                          f"extra == '{extra}'" if extra else ""))
+            marker = " and ".join(m for m in (str(req.marker or ""), f"extra == '{extra}'" if extra else "") if m)
+            declared.add((_normal(req.name), str(req.specifier), tuple(sorted(req.extras)), _marker(marker)))
     assert declared == locked
+
+
+def _marker(text: str) -> str:
+    """An environment marker in one spelling (uv writes 'win32', packaging "win32")."""
+    return str(Marker(text)) if text else ""
 
 
 def test_the_build_backend_is_the_one_the_tests_install() -> None:

@@ -84,6 +84,7 @@ async def test_a_run_journals_graded_timed_records(scripted_server: str, data_di
     assert spec["tts"]["engine"] == "espeak-ng" and spec["tts"]["engine_version"]
     assert spec["runner"]["compression"] is False and spec["runner"]["concurrency"] == 3
     assert spec["harness"]["version"]
+    assert spec["host"]["event_loop"] == "asyncio"  # pytest-asyncio's loop; `s2s-eval run` prefers uvloop
 
     for path in run_dir.rglob("*"):
         if path.is_file():

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from s2s_eval import audio
+from s2s_eval import audio, jsonwire
 from s2s_eval.providers._base import Codec, Frame
 from s2s_eval.providers._gemini_setup import INPUT_MIME, INPUT_RATE, content, function_response, setup_message
 
@@ -248,7 +248,7 @@ class GeminiCodec(Codec):
     # -- server side --------------------------------------------------------------------------------------------
 
     def decode(self, frame: Frame) -> list[dict[str, Any]]:
-        message = json.loads(frame)
+        message = jsonwire.loads(frame)  # orjson, with json's verdict on what it refuses
         if not isinstance(message, dict):
             raise ValueError("not a JSON object")
         out: list[dict[str, Any]] = []

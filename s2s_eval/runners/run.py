@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from s2s_eval import audio, paths, pricing, provenance
+from s2s_eval import audio, loops, paths, pricing, provenance
 from s2s_eval.datasets import Sample, load_samples, select
 from s2s_eval.datasets.perturb import Perturbation
 from s2s_eval.datasets.spec import EvalSpec, load_eval
@@ -121,8 +121,9 @@ def default_data_dir() -> Path | None:
 
 
 def host_facts() -> dict[str, Any]:
+    """The machine, and the event loop this run measures on (`loops.py`; call from inside the loop)."""
     return {"hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), "event_loop": loops.current()}
 
 
 def effective_profile(options: RunOptions) -> RunnerProfile:

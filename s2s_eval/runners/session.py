@@ -108,7 +108,9 @@ class ResponseObservation:
     status_details: dict[str, Any] | None = None
     transcripts: dict[str, str] = field(default_factory=dict)  # item id -> final transcript / text
     deltas: dict[str, list[str]] = field(default_factory=dict)  # item id -> transcript/text deltas
-    audio_pcm: bytearray = field(default_factory=bytearray)
+    # The audio deltas as received: decoded only when read (`audio_pcm`), since until the response is done only
+    # their arrival times matter, and decoding each on arrival put work between a frame and the next one's stamp.
+    audio_b64: list[str] = field(default_factory=list)
     function_calls: list[FunctionCall] = field(default_factory=list)
     ttfa_ms: float | None = None
     ttft_ms: float | None = None
@@ -119,6 +121,11 @@ class ResponseObservation:
     timeline: list[tuple[str, float | None]] = field(default_factory=list)
 
     @property
+    def audio_pcm(self) -> bytes:
+        """The answer's audio so far, decoded (each call decodes again: read it once the response is done)."""
+        return b"".join(map(audio.b64decode, self.audio_b64))
+
+    @property
     def response_text(self) -> str:
         """The model's transcript of its own answer: per output item, the final transcript, else its deltas."""
         items = dict.fromkeys([*self.deltas, *self.transcripts])
@@ -127,7 +134,8 @@ class ResponseObservation:
     @functools.cached_property
     def output_voice(self) -> voice_activity.VoicedSpan | None:
         """Where the answer's audio is voiced (read once the response is done: the result is kept)."""
-        return voice_activity.voiced_span(bytes(self.audio_pcm)) if self.audio_pcm else None
+        pcm = self.audio_pcm
+        return voice_activity.voiced_span(pcm) if pcm else None
 
     @property
     def output_leading_silence_ms(self) -> float | None:
@@ -243,8 +251,9 @@ class SessionMachine:
         return self._vad_upload(turn.pcm, turn.voiced_end_ms)
 
     def _appends(self, pcm: bytes) -> list[dict[str, Any]]:
-        events = [self._event("input_audio_buffer.append", audio=audio.b64(chunk))
-                  for chunk in audio.chunks(pcm, self.plan.chunk_ms)]
+        # Encoded once per clip; the codec splices each into its frame without a JSON pass over the audio.
+        events = [self._event("input_audio_buffer.append", audio=chunk)
+                  for chunk in audio.b64_chunks(pcm, self.plan.chunk_ms)]
         if events:
             self.upload_starts.add(events[0]["event_id"])
         return events
@@ -308,7 +317,7 @@ class SessionMachine:
             if obs.ttfa_ms is None:
                 obs.ttfa_ms, obs.first_audio_at = ms, t
                 obs.server_sent_at = event.get("s2s_sent_at")
-            obs.audio_pcm.extend(audio.b64decode(event.get("delta") or ""))
+            obs.audio_b64.append(event.get("delta") or "")
         elif kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
             if obs.ttft_ms is None:
                 obs.ttft_ms = ms

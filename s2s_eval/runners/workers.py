@@ -42,6 +42,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from s2s_eval import loops
 from s2s_eval.errors import UserError
 
 __all__ = ["Link", "WorkerCrashed", "run_workers"]
@@ -135,7 +136,7 @@ def _worker_main(target: Target[J], job: J, conn: Connection, go: Connection) ->
     _exit_with_parent()
     outbox = _Outbox(conn)
     try:
-        result = asyncio.run(target(job, Link(outbox, go)))
+        result = loops.run(target(job, Link(outbox, go)))  # the loop the parent records (`loops.py`)
     except BaseException as exc:  # noqa: BLE001 - every way out is reported, then the process ends
         outbox.put(_FAILED, _failure(exc))
     else:

@@ -35,7 +35,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from s2s_eval import audio
+from s2s_eval import audio, jsonwire
 from s2s_eval.errors import UserError
 from s2s_eval.hosts import is_loopback_host
 from s2s_eval.server import API_KEY_ENV, beta, gemini_app, grok, responses
@@ -44,7 +44,7 @@ from s2s_eval.server.engines import Engine, Reply, make_engine
 from s2s_eval.server.faults import Draw, FaultConfig, FaultPlan
 from s2s_eval.server.limits import MAX_EVENT_DEPTH, nested_deeper_than
 from s2s_eval.server.protocol import ProtocolError, RealtimeSession, ResponseState
-from s2s_eval.server.streaming import ResponseStream, Wire, sleep_until
+from s2s_eval.server.streaming import RememberedSpeech, ResponseStream, Wire, sleep_until
 from s2s_eval.speech.tts import Synthesizer, TTSSettings
 from s2s_eval.timing import frozen_heap
 
@@ -115,7 +115,7 @@ class Shared:
 
     config: ServerConfig
     engine: Engine
-    speech: Synthesizer
+    speech: RememberedSpeech
     faults: FaultPlan
     sessions: int = 0
     session_numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -174,20 +174,20 @@ class Connection:
     async def send_frame(self, frame: str) -> None:
         if self.beta:
             is_json = frame.startswith("{") and frame.endswith("}")
-            translated = beta.server_event_to_beta(json.loads(frame)) if is_json else frame
+            translated = beta.server_event_to_beta(jsonwire.loads(frame)) if is_json else frame
             if translated is None:
                 return
-            frame = translated if isinstance(translated, str) else json.dumps(translated)
+            frame = translated if isinstance(translated, str) else jsonwire.dumps(translated)
         elif self.grok and frame.startswith("{") and frame.endswith("}"):
-            grok_event = grok.server_event_to_grok(json.loads(frame))
+            grok_event = grok.server_event_to_grok(jsonwire.loads(frame))
             if grok_event is None:
                 return
-            frame = json.dumps(grok_event)
+            frame = jsonwire.dumps(grok_event)
         await self.ws.send(frame)
 
     async def send(self, *events: dict[str, Any]) -> None:
         for event in events:
-            await self.send_frame(json.dumps(event))
+            await self.send_frame(jsonwire.dumps(event))
 
     def drop(self) -> None:
         """Lose the connection abruptly, as a network failure would: no close frame."""
@@ -248,7 +248,7 @@ class Connection:
             await self.send(self.session.error(exc, None))
             return
         try:
-            event = json.loads(frame)
+            event = jsonwire.loads(frame)
             if nested_deeper_than(event, MAX_EVENT_DEPTH):
                 raise RecursionError
         except (json.JSONDecodeError, RecursionError) as err:
@@ -310,7 +310,7 @@ async def running(config: ServerConfig) -> AsyncIterator[tuple[Server, str]]:
     """Run the server in this event loop; yields the server and its ws:// (wss:// with TLS) URL (port 0 picks a
     free port)."""
     engine = make_engine(config.engine, config.script)
-    speech = Synthesizer(config.tts)
+    speech = RememberedSpeech(Synthesizer(config.tts))
     # Only the first sentence of an answer must be ready at its first-audio deadline; have those at hand.
     first_sentences = [responses.sentences(text)[0] for text in engine.known_texts() if text.strip()]
     warmed = await asyncio.to_thread(speech.prepare, first_sentences, progress=False)

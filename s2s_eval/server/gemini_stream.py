@@ -37,7 +37,7 @@ from s2s_eval.server.faults import Draw
 from s2s_eval.server.gemini import GeminiSession
 from s2s_eval.server.protocol import ResponseState, new_id
 from s2s_eval.server.responses import OUTPUT_CHUNK_MS, estimate_text_tokens, sentences, split_words
-from s2s_eval.server.streaming import Dropped, speak, until_deadline, wait_unless_cancelled
+from s2s_eval.server.streaming import Dropped, RememberedSpeech, speak, until_deadline, wait_unless_cancelled
 from s2s_eval.speech.tts import Synthesizer
 
 log = logging.getLogger("s2s_eval.server")
@@ -58,7 +58,7 @@ class GeminiWire:
 
 class TurnStream:
     def __init__(self, wire_: GeminiWire, session: GeminiSession, state: ResponseState, reply: Reply, draw: Draw,
-                 speech: Synthesizer, delay_ms: float | None, received: float,
+                 speech: Synthesizer | RememberedSpeech, delay_ms: float | None, received: float,
                  output_rate: float | None = None) -> None:
         self.wire, self.session, self.state, self.reply, self.draw = wire_, session, state, reply, draw
         self.speech, self.output_rate = speech, output_rate

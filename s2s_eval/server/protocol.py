@@ -11,7 +11,6 @@ that ends meanwhile is answered then). The shapes follow
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import dataclasses
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from s2s_eval import audio
+from s2s_eval import audio, jsonwire
 from s2s_eval.server import session_config
 from s2s_eval.server.dynamics import Dynamics
 from s2s_eval.server.protocol_errors import ProtocolError
@@ -77,7 +76,7 @@ def _b64(data: Any, param: str) -> bytes:
     if not isinstance(data, str):
         raise ProtocolError("missing_required_parameter", f"Missing required parameter: '{param}'.", param)
     try:
-        return base64.b64decode(data, validate=True)
+        return jsonwire.b64decode_strict(data)
     except (binascii.Error, ValueError):
         raise ProtocolError("invalid_value", f"Invalid '{param}': not valid base64.", param) from None
 

@@ -135,12 +135,12 @@ class ResponseEvents:
             return [self._event("response.output_text.delta", **message.where, delta=d)
                     for d in split_words(text, TEXT_DELTAS)]
         message.pcm_parts.append(pcm)
-        chunks = audio.chunks(pcm, OUTPUT_CHUNK_MS)
+        chunks = audio.b64_chunks(pcm, OUTPUT_CHUNK_MS)  # encoded once per answer, not once per session
         words = split_words(text, max(1, len(chunks)))
         events: list[dict[str, Any]] = []
         for i in range(max(len(chunks), len(words))):
             if i < len(chunks):
-                events.append(self._event("response.output_audio.delta", **message.where, delta=audio.b64(chunks[i])))
+                events.append(self._event("response.output_audio.delta", **message.where, delta=chunks[i]))
             if i < len(words):
                 events.append(self._event("response.output_audio_transcript.delta", **message.where, delta=words[i]))
         return events

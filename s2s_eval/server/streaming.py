@@ -24,14 +24,15 @@ Faults (see `faults.py`) and what the client sees:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from s2s_eval import audio
+from s2s_eval import audio, jsonwire
 from s2s_eval.server.engines import Reply
 from s2s_eval.server.faults import Draw
 from s2s_eval.server.protocol import RealtimeSession, ResponseState
@@ -55,14 +56,48 @@ async def sleep_until(deadline: float) -> None:
         pass
 
 
-async def speak(speech: Synthesizer, text: str) -> bytes:
+class RememberedSpeech:
+    """A synthesiser whose sentences, once spoken, stay in memory (up to `max_bytes`, least recently used out first):
+    a scripted answer asked for in every session is then read from the disk cache once, not once a session (that
+    read, with its cache key, was the server's largest cost per session after the socket; issue 17)."""
+
+    def __init__(self, synthesizer: Synthesizer, max_bytes: int = 64 * 2**20) -> None:
+        self.synthesizer, self.max_bytes = synthesizer, max_bytes
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+        self._kept_bytes = 0
+        self._lock = threading.Lock()  # `speech` also runs in worker threads
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.synthesizer, name)  # prepare, path, settings, ...: the synthesiser's own
+
+    def cached(self, text: str) -> bool:
+        return text in self._kept or self.synthesizer.cached(text)
+
+    def speech(self, text: str) -> bytes:
+        with self._lock:
+            pcm = self._kept.get(text)
+            if pcm is not None:
+                self._kept.move_to_end(text)
+                return pcm
+        pcm = self.synthesizer.speech(text)
+        with self._lock:
+            if text not in self._kept and len(pcm) <= self.max_bytes:
+                self._kept[text] = pcm
+                self._kept_bytes += len(pcm)
+                while self._kept_bytes > self.max_bytes:
+                    self._kept_bytes -= len(self._kept.popitem(last=False)[1])
+        return pcm
+
+
+async def speak(speech: Synthesizer | RememberedSpeech, text: str) -> bytes:
     """The speech of one sentence: from the TTS cache at once, else synthesised in a worker thread."""
     if not text.strip():
         return b""
     if speech.cached(text):
-        # A cached clip is a ~0.4 ms file read: do it here. Through `asyncio.to_thread` it waits for the GIL
-        # behind the busy loop; at 200 sessions that took ~300 ms and missed most first-audio deadlines
-        # (benchmarks/server_sessions.py). Only real synthesis, which takes far longer, goes to a thread.
+        # A cached clip is in memory (`RememberedSpeech`) or a ~0.4 ms file read: do it here. Through
+        # `asyncio.to_thread` it waits for the GIL behind the busy loop; at 200 sessions that took ~300 ms and
+        # missed most first-audio deadlines (benchmarks/server_sessions.py). Only real synthesis, which takes far
+        # longer, goes to a thread.
         pcm = speech.speech(text)
         # Still yield once per sentence: without it a cached answer streamed start to finish in one go, and
         # client events (a second response.create, response.cancel, barge-in audio) could not interleave.
@@ -123,7 +158,7 @@ class Wire:
 
 class ResponseStream:
     def __init__(self, wire: Wire, session: RealtimeSession, state: ResponseState, reply: Reply, draw: Draw,
-                 speech: Synthesizer, delay_ms: float | None, received: float, stamp: bool = False,
+                 speech: Synthesizer | RememberedSpeech, delay_ms: float | None, received: float, stamp: bool = False,
                  output_rate: float | None = None) -> None:
         self.wire, self.session, self.state, self.reply, self.draw = wire, session, state, reply, draw
         self.speech, self.stamp, self.output_rate = speech, stamp, output_rate
@@ -140,7 +175,7 @@ class ResponseStream:
 
     async def send(self, *events: dict[str, Any]) -> None:
         for event in events:
-            await self.wire.send_frame(json.dumps(event))
+            await self.wire.send_frame(jsonwire.dumps(event))
 
     @property
     def cancelled(self) -> bool:
@@ -208,7 +243,7 @@ class ResponseStream:
         for call in calls:
             if self.cancelled or self.truncated:
                 return
-            await self._frames([(json.dumps(e), 0) for e in self.events.function_call(call.name, call.arguments)])
+            await self._frames([(jsonwire.dumps(e), 0) for e in self.events.function_call(call.name, call.arguments)])
 
     def _segments(self) -> list[tuple[str, bytes | None]]:
         """(text, speech) pieces; speech None = synthesise that sentence when its turn comes."""
@@ -235,7 +270,7 @@ class ResponseStream:
                     ahead = self._synthesise(segments[i + 1][0])
                 text, pcm = self._within_budget(text, pcm)
                 deltas = self.events.content_deltas(message, text, pcm)
-                sent = await self._frames([(json.dumps(e), _audio_bytes(e)) for e in deltas], message.item["id"])
+                sent = await self._frames([(jsonwire.dumps(e), _audio_bytes(e)) for e in deltas], message.item["id"])
                 if sent < len(deltas):
                     # Cancelled mid-segment: the item keeps only what the client was sent, so the final transcript,
                     # the retrievable audio and the usage agree with the deltas.
