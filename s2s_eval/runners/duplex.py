@@ -237,20 +237,12 @@ class DuplexMachine(SessionMachine):
 
     # -- server events ------------------------------------------------------------------------------------------
 
-    def on_event(self, event: dict[str, Any], t: float) -> list[dict[str, Any]]:
-        kind = event.get("type")
-        if not isinstance(kind, str):
-            return self.abort("protocol", f"server event without a type: {str(event)[:200]}")
-        if kind == "error":
-            return self._on_error(event.get("error") or {})
-        if kind == "rate_limits.updated":
-            self._note_rate_limits(event.get("rate_limits") or [])
-        if self.phase is Phase.CONNECTING and kind == "session.created":
-            self.phase = Phase.CONFIGURING
-            return [self._event("session.update", session=self.plan.session_update)]
-        if self.phase is Phase.CONFIGURING and kind == "session.updated":
-            self.phase, self.streaming, self.turn = Phase.UPLOADING, True, 0
-            return []
+    def _configured(self) -> list[dict[str, Any]]:
+        """The session is set up: the caller's line opens (the sender starts streaming)."""
+        self.phase, self.streaming, self.turn = Phase.UPLOADING, True, 0
+        return []
+
+    def _on_session_event(self, kind: str, event: dict[str, Any], t: float) -> list[dict[str, Any]]:
         if kind == "input_audio_buffer.speech_started":
             self.speech_started.append(t)
             self._last_activity = t

@@ -213,8 +213,16 @@ class SessionMachine:
             self.phase = Phase.CONFIGURING
             return [self._event("session.update", session=self.plan.session_update)]
         if self.phase is Phase.CONFIGURING and kind == "session.updated":
-            history = [self._event("conversation.item.create", item=h.item()) for h in self.plan.history]
-            return history + self._next_turn()
+            return self._configured()
+        return self._on_session_event(kind, event, t)
+
+    def _configured(self) -> list[dict[str, Any]]:
+        """The session is set up: inject the history and start the first turn."""
+        history = [self._event("conversation.item.create", item=h.item()) for h in self.plan.history]
+        return history + self._next_turn()
+
+    def _on_session_event(self, kind: str, event: dict[str, Any], t: float) -> list[dict[str, Any]]:
+        """Any other event of a configured session: turn ends and responses."""
         if self.phase is Phase.UPLOADING and kind == "input_audio_buffer.committed" and self.plan.mode == "manual":
             self.phase = Phase.RESPONDING
             return [self._response_create()]
