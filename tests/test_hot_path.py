@@ -94,8 +94,8 @@ async def _frames(*frames: str) -> AsyncIterator[str]:
                                              ("\udcff", "not JSON")])
 async def test_a_malformed_server_event_is_one_line_naming_the_frame(frame: str, what: str) -> None:
     machine = SessionMachine(SessionPlan({"type": "realtime"}, (UserTurn(pcm=PCM),)))
-    progress = client._Progress(_Deadline(), 10)  # type: ignore[arg-type]
-    await client._receive(_frames('{"type": "session.created"}', frame), machine, Codec(),  # type: ignore[arg-type]
+    progress = client.Progress(_Deadline(), 10)  # type: ignore[arg-type]
+    await client.receive(_frames('{"type": "session.created"}', frame), machine, Codec(),  # type: ignore[arg-type]
                           asyncio.Queue(), progress)
     assert machine.error is not None and machine.error.kind == "protocol"
     assert machine.error.message == f"malformed server event ({what}): {frame[:120]!r}"
